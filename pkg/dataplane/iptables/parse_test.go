@@ -31,7 +31,7 @@ func parseDump(t testing.TB) *Ruleset {
 	return rs
 }
 
-// ruleWithComment finds the rule of a chain whose comment and target match.
+// findRule returns the first rule of a chain that pred accepts.
 func findRule(t *testing.T, rs *Ruleset, table, chain string, pred func(*Rule) bool) *Rule {
 	t.Helper()
 	c := rs.Chain(table, chain)
