@@ -1,0 +1,371 @@
+package nftables
+
+// Chain and statement evaluation for the Tracer: verdicts, NAT, verdict
+// maps and numgen forks.
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// chain evaluates a chain for a set of branches. cont holds branches that
+// fell off its end or returned; done holds those that met a terminal
+// verdict (accept, NAT, drop, reject) somewhere below.
+func (r *run) chain(tb *Table, c *Chain, in []*branch, depth int) (cont []*branch, done []out, err error) {
+	if depth > maxChainDepth {
+		return nil, nil, fmt.Errorf("chain %q: jumps nested deeper than %d", c.Name, maxChainDepth)
+	}
+	active := in
+	for _, b := range active {
+		b.path = append(b.path, c.Name)
+	}
+	for _, rule := range c.Rules {
+		var next []*branch
+		for _, b := range active {
+			outs, err := r.rule(tb, c, rule, b)
+			if err != nil {
+				return nil, nil, fmt.Errorf("chain %q rule %q: %w", c.Name, rule.String(), err)
+			}
+			for _, o := range outs {
+				switch o.kind {
+				case outNext:
+					next = append(next, o.b)
+				case outReturn:
+					cont = append(cont, o.b)
+				case outJump, outGoto:
+					target := tb.Chain(o.target)
+					if target == nil {
+						return nil, nil, fmt.Errorf("chain %q: %s to missing chain %q", c.Name, kindWord(o.kind), o.target)
+					}
+					saved := o.b.via
+					o.b.via = o.via
+					subCont, subDone, err := r.chain(tb, target, []*branch{o.b}, depth+1)
+					if err != nil {
+						return nil, nil, err
+					}
+					for _, sb := range subCont {
+						sb.via = saved
+					}
+					done = append(done, subDone...)
+					if o.kind == outJump {
+						next = append(next, subCont...)
+					} else {
+						cont = append(cont, subCont...)
+					}
+				default:
+					done = append(done, o)
+				}
+			}
+		}
+		active = next
+		if len(active) == 0 {
+			break
+		}
+	}
+	cont = append(cont, active...)
+	return cont, done, nil
+}
+
+func kindWord(k outKind) string {
+	if k == outJump {
+		return "jump"
+	}
+	return "goto"
+}
+
+// rule evaluates one rule's statements left to right for one branch; a
+// numgen vmap may fork it.
+func (r *run) rule(tb *Table, c *Chain, rule *Rule, b *branch) ([]out, error) {
+	r.steps++
+	if r.steps > maxSteps {
+		return nil, fmt.Errorf("more than %d rule evaluations; the ruleset loops", maxSteps)
+	}
+	active := []*branch{b}
+	var outs []out
+	for _, s := range rule.Stmts {
+		var next []*branch
+		for _, a := range active {
+			res, err := r.stmt(tb, c, rule, s, a)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", s, err)
+			}
+			for _, o := range res {
+				if o.kind == outMatch {
+					next = append(next, o.b)
+					continue
+				}
+				outs = append(outs, o)
+			}
+		}
+		active = next
+		if len(active) == 0 {
+			break
+		}
+	}
+	for _, a := range active {
+		outs = append(outs, out{b: a, kind: outNext})
+	}
+	return outs, nil
+}
+
+// goOn marks a branch that matched a statement and carries on with the next
+// statement of the same rule; stop ends the rule and moves to the next one.
+func goOn(b *branch) out { return out{b: b, kind: outMatch} }
+
+func stop(b *branch) out { return out{b: b, kind: outNext} }
+
+func (r *run) stmt(tb *Table, c *Chain, rule *Rule, s Stmt, b *branch) ([]out, error) {
+	switch s := s.(type) {
+	case Match:
+		ok, err := r.match(tb, s, b)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return []out{goOn(b)}, nil
+		}
+		return []out{stop(b)}, nil
+	case VerdictStmt:
+		return []out{r.verdict(VerdictExpr(s), b, describeRule(c, rule))}, nil
+	case VMap:
+		return r.vmap(tb, c, rule, s, b)
+	case Mangle:
+		meta, ok := s.Key.(Meta)
+		if !ok || meta.Key != "mark" {
+			return nil, fmt.Errorf("setting %s is not modelled", exprString(s.Key))
+		}
+		v, err := r.single(tb, s.Value, b)
+		if err != nil {
+			return nil, err
+		}
+		if v.kind != vNum || v.num > 0xffffffff {
+			return nil, fmt.Errorf("mark value %s is not a 32-bit number", v)
+		}
+		b.mark = v.num
+		return []out{goOn(b)}, nil
+	case NAT:
+		return r.nat(s, b, describeRule(c, rule))
+	case Reject:
+		return []out{{b: b, kind: outReject, rule: r.decider(c, rule, b)}}, nil
+	case Counter:
+		return []out{goOn(b)}, nil
+	case SetStmt:
+		// Affinity bookkeeping (`update @affinity-... { ip saddr }`)
+		// changes later connections, not this packet.
+		return []out{goOn(b)}, nil
+	case XT:
+		return nil, fmt.Errorf("iptables-nft compat statement %s cannot be evaluated from JSON", s)
+	case OtherStmt:
+		if s.Kind == "log" || s.Kind == "notrack" {
+			return []out{goOn(b)}, nil
+		}
+		return nil, fmt.Errorf("statement %q is not modelled", s.Kind)
+	}
+	return nil, fmt.Errorf("statement %T is not modelled", s)
+}
+
+func (r *run) decider(c *Chain, rule *Rule, b *branch) string {
+	d := describeRule(c, rule)
+	if b.via != "" {
+		d += " (via " + b.via + ")"
+	}
+	return d
+}
+
+func (r *run) verdict(v VerdictExpr, b *branch, rule string) out {
+	switch v.Kind {
+	case "accept":
+		return out{b: b, kind: outAccept}
+	case "drop":
+		if b.via != "" {
+			rule += " (via " + b.via + ")"
+		}
+		return out{b: b, kind: outDrop, rule: rule}
+	case "return":
+		return out{b: b, kind: outReturn}
+	case "jump":
+		return out{b: b, kind: outJump, target: v.Target, via: b.via}
+	case "goto":
+		return out{b: b, kind: outGoto, target: v.Target, via: b.via}
+	default: // continue
+		return stop(b)
+	}
+}
+
+func (r *run) nat(n NAT, b *branch, rule string) ([]out, error) {
+	switch n.Kind {
+	case "dnat":
+		if n.Addr == nil {
+			return nil, errors.New("dnat without an address")
+		}
+		a, ok := literal(n.Addr)
+		if !ok || a.kind != vAddr {
+			return nil, fmt.Errorf("dnat address %s is not a constant address", exprString(n.Addr))
+		}
+		if a.addr.Is4() != b.dst.Is4() {
+			return nil, fmt.Errorf("dnat to %s changes the address family", a.addr)
+		}
+		b.dst = a.addr
+		if n.Port != nil {
+			p, ok := literal(n.Port)
+			if !ok || p.kind != vNum || p.num > 0xffff {
+				return nil, fmt.Errorf("dnat port %s is not a constant port", exprString(n.Port))
+			}
+			b.dport = uint16(p.num)
+		}
+		b.dnat = true
+	case "snat", "masquerade":
+		// Either way the source is rewritten to a node address, which
+		// is what Destination.Masquerade reports.
+		b.masq = true
+	default:
+		return nil, fmt.Errorf("%s is not modelled", n.Kind)
+	}
+	return []out{{b: b, kind: outNAT, rule: rule}}, nil
+}
+
+// vmap looks the key up in a verdict map and follows the element's verdict;
+// with a numgen key every element is a branch of its own.
+func (r *run) vmap(tb *Table, c *Chain, rule *Rule, v VMap, b *branch) ([]out, error) {
+	elems, name, err := r.mapElements(tb, v.Data)
+	if err != nil {
+		return nil, err
+	}
+	if ng, ok := v.Key.(Numgen); ok {
+		return r.numgen(c, rule, ng, elems, b)
+	}
+	key, absent, err := r.eval(tb, v.Key, b)
+	if err != nil {
+		return nil, err
+	}
+	if absent {
+		return []out{stop(b)}, nil
+	}
+	el, found, err := r.lookup(tb, v.Data, elems, key)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return []out{stop(b)}, nil
+	}
+	ve, ok := el.Value.(VerdictExpr)
+	if !ok {
+		return nil, fmt.Errorf("element %s of %s has no verdict", el.Key, name)
+	}
+	via := name + " element " + el.String()
+	saved := b.via
+	b.via = via
+	o := r.verdict(ve, b, describeRule(c, rule))
+	b.via = saved
+	o.via = via
+	return []out{o}, nil
+}
+
+func (r *run) mapElements(tb *Table, data Expr) ([]Element, string, error) {
+	switch d := data.(type) {
+	case SetRef:
+		s := tb.Set(string(d))
+		if s == nil {
+			return nil, "", fmt.Errorf("map %s does not exist", d)
+		}
+		return s.Elements, d.String(), nil
+	case AnonSet:
+		return d, "anonymous map", nil
+	}
+	return nil, "", fmt.Errorf("%s is not a map", exprString(data))
+}
+
+// numgen forks b over the elements of an anonymous map keyed by a random
+// number in [offset, offset+mod): each element's share is the count of
+// numbers it covers over mod; numbers no element covers fall through.
+func (r *run) numgen(c *Chain, rule *Rule, ng Numgen, elems []Element, b *branch) ([]out, error) {
+	if ng.Mode != "random" && ng.Mode != "inc" {
+		return nil, fmt.Errorf("numgen mode %q is not modelled", ng.Mode)
+	}
+	if ng.Mod == 0 {
+		return nil, errors.New("numgen mod 0")
+	}
+	lo, hi := ng.Offset, ng.Offset+ng.Mod-1
+	type span struct {
+		from, to uint64
+		el       Element
+	}
+	var spans []span
+	for _, el := range elems {
+		from, to, err := numSpan(el.Key)
+		if err != nil {
+			return nil, err
+		}
+		from, to = max(from, lo), min(to, hi)
+		if from > to {
+			continue
+		}
+		spans = append(spans, span{from, to, el})
+	}
+	sorted := slices.Clone(spans)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].from < sorted[j].from })
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].from <= sorted[i-1].to {
+			return nil, fmt.Errorf("numgen map elements %s and %s overlap", sorted[i-1].el.Key, sorted[i].el.Key)
+		}
+	}
+	r.forks += len(spans)
+	if r.forks > maxBranches {
+		return nil, fmt.Errorf("more than %d branches", maxBranches)
+	}
+	var outs []out
+	covered := uint64(0)
+	for _, sp := range spans {
+		n := sp.to - sp.from + 1
+		covered += n
+		child := b.fork(b.prob * float64(n) / float64(ng.Mod))
+		ve, ok := sp.el.Value.(VerdictExpr)
+		if !ok {
+			return nil, fmt.Errorf("numgen element %s has no verdict", sp.el.Key)
+		}
+		outs = append(outs, r.verdict(ve, child, describeRule(c, rule)))
+	}
+	if covered < ng.Mod {
+		outs = append(outs, stop(b.fork(b.prob*float64(ng.Mod-covered)/float64(ng.Mod))))
+	}
+	return outs, nil
+}
+
+func numSpan(key Expr) (uint64, uint64, error) {
+	if v, ok := literal(key); ok && v.kind == vNum {
+		return v.num, v.num, nil
+	}
+	if rg, ok := key.(Range); ok {
+		lo, ok1 := literal(rg.Lo)
+		hi, ok2 := literal(rg.Hi)
+		if ok1 && ok2 && lo.kind == vNum && hi.kind == vNum && lo.num <= hi.num {
+			return lo.num, hi.num, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("numgen map key %s is not a number or range", exprString(key))
+}
+
+// lookup finds the element of a set or map covering key.
+func (r *run) lookup(tb *Table, data Expr, elems []Element, key []value) (Element, bool, error) {
+	if ref, ok := data.(SetRef); ok {
+		if idx := r.t.index[tb.Set(string(ref))]; idx != nil {
+			i, found := idx[tupleKey(key)]
+			if !found {
+				return Element{}, false, nil
+			}
+			return elems[i], true, nil
+		}
+	}
+	for _, el := range elems {
+		ok, err := matchKey(el.Key, key)
+		if err != nil {
+			return Element{}, false, err
+		}
+		if ok {
+			return el, true, nil
+		}
+	}
+	return Element{}, false, nil
+}
