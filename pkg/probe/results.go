@@ -115,8 +115,8 @@ type ConnectAttempt struct {
 
 // ConnectResult is what `netprobe connect` prints. For TCP, Connected means
 // the handshake completed, which proves nothing about who completed it; for
-// UDP the probe sends "hostname" and Connected means a probe server replied,
-// naming itself in Pods.
+// UDP the probe sends "clientip" and Connected means a probe server replied,
+// naming itself in Pods (a reply naming no pod is Other).
 type ConnectResult struct {
 	Addr     string              `json:"addr"`
 	Proto    string              `json:"proto"`
