@@ -126,3 +126,7 @@ func bindCommon(fs *flag.FlagSet, count *int, timeout *time.Duration) {
 	fs.IntVar(count, "count", DefaultCount, "number of attempts")
 	fs.DurationVar(timeout, "timeout", DefaultTimeout, "timeout per attempt")
 }
+
+// BinaryPath is where netprobe lives in the probe image (its entrypoint), and
+// so the command a pod exec runs.
+const BinaryPath = "/usr/local/bin/netprobe"
