@@ -1,0 +1,80 @@
+package nodeimage
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// CacheDir is where built artifacts are kept between runs: $NETCONFORM_CACHE,
+// else $XDG_CACHE_HOME/netconform, else ~/.cache/netconform. It lives outside
+// the repository so that `make clean` does not throw away a ten-minute build.
+func CacheDir() string {
+	if d := os.Getenv("NETCONFORM_CACHE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "netconform")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "netconform-cache")
+	}
+	return filepath.Join(home, ".cache", "netconform")
+}
+
+// key hashes the inputs of a step into a short content address.
+func key(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s\n", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// fileKey hashes a file's content, for inputs that are files.
+func fileKey(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])[:16], nil
+}
+
+// cached makes dir by calling build on a temporary sibling and renaming it
+// into place only on success, so an interrupted or failed build never leaves
+// a half-made directory under the final name. An existing dir is reused.
+func cached(dir string, build func(tmp string) error) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	removeStale(dir)
+	tmp := fmt.Sprintf("%s.tmp-%d", dir, os.Getpid())
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := build(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return os.Rename(tmp, dir)
+}
+
+// removeStale deletes leftovers of builds of dir that were killed.
+func removeStale(dir string) {
+	matches, _ := filepath.Glob(dir + ".tmp-*")
+	for _, m := range matches {
+		pid := strings.TrimPrefix(m, dir+".tmp-")
+		if _, err := os.Stat("/proc/" + pid); err == nil && pid != fmt.Sprint(os.Getpid()) {
+			continue // another build is still at work on it
+		}
+		os.RemoveAll(m)
+	}
+}
