@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netconform/netconform/internal/progress"
+	"github.com/netconform/netconform/pkg/testbed"
+)
+
+func init() { addCommand(newRunCmd) }
+
+func newRunCmd() *cobra.Command {
+	var o testbed.Options
+	var provider, labelFilter, suites, reportsDir string
+	var keep bool
+	var procs int
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the suites: against $KUBECONFIG's cluster, else a cluster created for CLUSTER_CONFIG (deleted afterwards unless --keep)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			o.RepoRoot, o.Engine = repoRoot(), providerName(provider)
+			o.Offline = os.Getenv("NETCONFORM_OFFLINE") == "1"
+			runID := time.Now().UTC().Format("20060102-150405")
+			dir := filepath.Join(reportsDir, runID)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			absDir, _ := filepath.Abs(dir)
+			var info *testbed.Info
+			var err error
+			if kc := os.Getenv("KUBECONFIG"); kc != "" {
+				if o.Config != "" {
+					progress.Printf("KUBECONFIG is set: running against its cluster; CLUSTER_CONFIG=%s is ignored", o.Config)
+				}
+				info, err = testbed.Attach(ctx, kc, o.Engine, o.RepoRoot)
+			} else {
+				info, err = testbed.Up(ctx, o)
+				if info != nil && !keep {
+					defer func() {
+						// A fresh context: an interrupted run still deletes its cluster.
+						dctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+						defer cancel()
+						o.Name = info.KindCluster
+						if derr := testbed.Down(dctx, o); derr != nil {
+							progress.Printf("deleting cluster %s: %v", info.KindCluster, derr)
+						}
+					}()
+				}
+			}
+			if err != nil {
+				return err
+			}
+			tbPath := filepath.Join(absDir, "testbed.json")
+			if err := info.Write(tbPath); err != nil {
+				return err
+			}
+			latest := filepath.Join(reportsDir, "latest")
+			_ = os.Remove(latest)
+			_ = os.Symlink(runID, latest)
+			args := []string{"tool", "ginkgo", "-r", "--output-dir=" + absDir, "--junit-report=junit.xml", "--json-report=report.json",
+				"--timeout=80m", "--poll-progress-after=120s", "--keep-going", "--silence-skips"}
+			if procs > 1 {
+				args = append(args, fmt.Sprintf("--procs=%d", procs))
+			}
+			if labelFilter != "" {
+				args = append(args, "--label-filter="+labelFilter)
+			}
+			args = append(args, strings.Fields(suites)...)
+			progress.Printf("running suites (reports: %s): go %s", absDir, strings.Join(args, " "))
+			g := exec.CommandContext(ctx, "go", args...)
+			g.Dir = o.RepoRoot
+			g.Stdout, g.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			g.Env = append(os.Environ(), testbed.EnvVar+"="+tbPath, "NETCONFORM_REPORT_DIR="+absDir)
+			err = g.Run()
+			progress.Printf("reports: %s (reports/latest)", absDir)
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				return fmt.Errorf("suites failed (exit %d); see %s/junit.xml", exit.ExitCode(), absDir)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&o.Config, "config", os.Getenv("CLUSTER_CONFIG"), "kind config of a matrix cell ($CLUSTER_CONFIG)")
+	cmd.Flags().StringVar(&o.Name, "name", os.Getenv("CLUSTER_NAME"), "cluster name ($CLUSTER_NAME)")
+	cmd.Flags().StringVar(&provider, "provider", "", "node provider: docker or podman")
+	cmd.Flags().StringVar(&labelFilter, "label-filter", os.Getenv("LABEL_FILTER"), "Ginkgo label filter, e.g. 'dns || balancing' ($LABEL_FILTER)")
+	cmd.Flags().StringVar(&suites, "suites", "./suites/...", "suite packages")
+	cmd.Flags().StringVar(&reportsDir, "reports", "reports", "reports directory")
+	cmd.Flags().BoolVar(&keep, "keep", os.Getenv("KEEP_CLUSTER") == "1", "keep a cluster created for this run ($KEEP_CLUSTER=1)")
+	cmd.Flags().IntVar(&procs, "procs", 1, "parallel Ginkgo processes")
+	return cmd
+}
