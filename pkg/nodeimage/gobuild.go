@@ -24,6 +24,9 @@ type goModule struct {
 	Mains   []string // main packages to build
 	LDFlags []string
 	CGO     bool
+	// Out names the binary when there is one main package whose import
+	// path does not give the wanted name (go.etcd.io/etcd/server/v3 → etcd).
+	Out string
 }
 
 // moduleDir downloads the module (through the proxy) and returns where the
@@ -111,7 +114,11 @@ func buildGoModule(ctx context.Context, m goModule, outDir string, nestedVersion
 		cgo = "CGO_ENABLED=1"
 	}
 	env := []string{cgo, "GOFLAGS=-mod=mod", "GOWORK=off", fmt.Sprintf("GOMAXPROCS=%d", runtime.NumCPU())}
-	args := []string{"build", "-trimpath", "-ldflags=" + strings.Join(append([]string{"-s", "-w"}, m.LDFlags...), " "), "-o", outDir + "/"}
+	out := outDir + "/"
+	if m.Out != "" {
+		out = filepath.Join(outDir, m.Out)
+	}
+	args := []string{"build", "-trimpath", "-ldflags=" + strings.Join(append([]string{"-s", "-w"}, m.LDFlags...), " "), "-o", out}
 	args = append(args, m.Mains...)
 	if err := (&run.Cmd{Name: "go", Args: args, Dir: work, Env: env, Log: log}).Run(ctx); err != nil {
 		return fmt.Errorf("building %s from %s@%s: %w", strings.Join(m.Mains, " "), m.Path, m.Version, err)

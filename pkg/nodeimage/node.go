@@ -133,17 +133,14 @@ func build(ctx context.Context, opts Options) (*Result, error) {
 	if err := progress.Step(fmt.Sprintf("etcd %s, CoreDNS %s, crictl %s and pause %s", etcd.Version, dns.Version, crictlVersion, tagOf(want["pause"])), func() error {
 		return cached(toolsDir, func(tmp string) error {
 			out := filepath.Join(tmp, "bin")
-			if err := buildGoModule(ctx, goModule{Path: etcd.Module, Version: etcd.Version, Mains: etcd.Mains}, out, nil, log); err != nil {
+			// etcd's modules replace their siblings (../api, ../pkg) with local
+			// paths: outside the repository those are the same release.
+			sameRelease := func(string) string { return etcd.Version }
+			if err := buildGoModule(ctx, goModule{Path: etcd.Module, Version: etcd.Version, Mains: etcd.Mains, Out: "etcd"}, out, sameRelease, log); err != nil {
 				return err
 			}
-			if err := os.Rename(filepath.Join(out, "v3"), filepath.Join(out, "etcd")); err != nil {
-				return fmt.Errorf("naming the etcd binary: %w", err)
-			}
-			if err := buildGoModule(ctx, goModule{Path: "go.etcd.io/etcd/etcdctl/v3", Version: etcd.Version, Mains: []string{"go.etcd.io/etcd/etcdctl/v3"}}, filepath.Join(tmp, "etcdctl"), nil, log); err != nil {
+			if err := buildGoModule(ctx, goModule{Path: "go.etcd.io/etcd/etcdctl/v3", Version: etcd.Version, Mains: []string{"go.etcd.io/etcd/etcdctl/v3"}, Out: "etcdctl"}, out, sameRelease, log); err != nil {
 				return err
-			}
-			if err := os.Rename(filepath.Join(tmp, "etcdctl", "v3"), filepath.Join(out, "etcdctl")); err != nil {
-				return fmt.Errorf("naming the etcdctl binary: %w", err)
 			}
 			if err := buildGoModule(ctx, goModule{Path: dns.Module, Version: dns.Version, Mains: dns.Mains}, out, nil, log); err != nil {
 				return err
