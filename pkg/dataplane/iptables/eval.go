@@ -16,15 +16,42 @@ type flow struct {
 	proto      string
 	mark       uint32
 	dnat, snat bool // rewritten by DNAT/REDIRECT, SNAT/MASQUERADE
-	path       []string
+	path       *pathNode
 }
 
-// split returns a copy of f carrying the given share of its mass; the path
-// is copied so the branches can grow it independently.
+// pathNode is one chain entered, linked to the one before: branches share
+// their common prefix, so entering a chain or splitting a branch costs the
+// same however long the path already is.
+type pathNode struct {
+	label string
+	prev  *pathNode
+	n     int // length of the path ending here
+}
+
+func (p *pathNode) push(label string) *pathNode {
+	n := 1
+	if p != nil {
+		n = p.n + 1
+	}
+	return &pathNode{label: label, prev: p, n: n}
+}
+
+// slice returns the path from its first chain.
+func (p *pathNode) slice() []string {
+	if p == nil {
+		return []string{}
+	}
+	out := make([]string, p.n)
+	for i := p.n - 1; p != nil; i, p = i-1, p.prev {
+		out[i] = p.label
+	}
+	return out
+}
+
+// split returns a copy of f carrying the given share of its mass.
 func (f *flow) split(share float64) flow {
 	g := *f
 	g.mass *= share
-	g.path = slices.Clone(f.path)
 	return g
 }
 

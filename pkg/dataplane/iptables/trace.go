@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 
 	"github.com/netconform/netconform/pkg/dataplane"
 )
@@ -16,6 +15,11 @@ const (
 	maxDepth = 64
 	// maxBranches bounds how many branches one trace may grow into.
 	maxBranches = 1 << 16
+	// maxSteps bounds the rules one trace evaluates: chains that jump
+	// into each other many times over (no loop, but a wide fan-out) would
+	// otherwise take exponential time. A kube-proxy dump of 5,000 Services
+	// needs tens of thousands.
+	maxSteps = 1_000_000
 )
 
 // Tracer predicts what a node's iptables rules do to the first packet of a
@@ -61,6 +65,7 @@ type walker struct {
 	t        *Tracer
 	curHook  string // builtin chain of the current hook, e.g. "PREROUTING"
 	branches int
+	steps    int
 }
 
 // Trace follows p through nat and filter, branch by branch.
@@ -202,7 +207,7 @@ func (w *walker) walk(tb *Table, c *Chain, label string, f flow, depth int, out 
 	if depth > maxDepth {
 		return fmt.Errorf("chain %s: jumps nested deeper than %d (a loop?)", c.Name, maxDepth)
 	}
-	f.path = append(slices.Clone(f.path), label)
+	f.path = f.path.push(label)
 	return w.walkFrom(tb, c, 0, f, depth, out)
 }
 
@@ -211,6 +216,9 @@ func (w *walker) walk(tb *Table, c *Chain, label string, f flow, depth int, out 
 // next rule.
 func (w *walker) walkFrom(tb *Table, c *Chain, start int, f flow, depth int, out *[]outcome) error {
 	for i := start; i < len(c.Rules); i++ {
+		if w.steps++; w.steps > maxSteps {
+			return fmt.Errorf("more than %d rule evaluations", maxSteps)
+		}
 		r := c.Rules[i]
 		p, err := w.t.matchProb(r, &f)
 		if err != nil {
@@ -370,7 +378,7 @@ func assemble(finals []outcome) dataplane.Result {
 			Port:        o.f.dport,
 			Probability: o.f.mass,
 			Masquerade:  o.f.snat,
-			Path:        o.f.path,
+			Path:        o.f.path.slice(),
 		})
 	}
 	return res

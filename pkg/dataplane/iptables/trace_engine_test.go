@@ -1,6 +1,7 @@
 package iptables
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -143,6 +144,7 @@ func TestTraceErrors(t *testing.T) {
 		{"unknown target", natFilter("", "-A PREROUTING -j CT --notrack\n", "", ""), good, "target CT is not modelled"},
 		{"source port", natFilter("", "-A PREROUTING -p tcp -m tcp --sport 5 -j DROP\n", "", ""), good, "source port"},
 		{"loop", natFilter(":A - [0:0]\n:B - [0:0]\n", "-A PREROUTING -j A\n-A A -j B\n-A B -j A\n", "", ""), good, "nested deeper"},
+		{"fan-out", fanOut(), good, "rule evaluations"},
 		{"addrtype other than LOCAL", natFilter("", "-A PREROUTING -m addrtype --dst-type BROADCAST -j DROP\n", "", ""), good, "only LOCAL"},
 		{"bad packet proto", natFilter("", "", "", ""), pkt(dataplane.FromPod, "10.0.0.5", "10.96.0.1", "icmp", 80), "protocol"},
 		{"bad packet family", natFilter("", "", "", ""), pkt(dataplane.FromPod, "10.0.0.5", "fd00::1", "tcp", 80), "families"},
@@ -157,4 +159,17 @@ func TestTraceErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fanOut is a dump without loops whose chains C0..C9 each jump ten times to
+// the next: 10^10 rule evaluations unless the tracer gives up.
+func fanOut() string {
+	var decl, rules strings.Builder
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&decl, ":C%d - [0:0]\n", i)
+		for j := 0; j < 10 && i < 9; j++ {
+			fmt.Fprintf(&rules, "-A C%d -j C%d\n", i, i+1)
+		}
+	}
+	return natFilter(decl.String(), "-A PREROUTING -j C0\n"+rules.String(), "", "")
 }
