@@ -149,6 +149,13 @@ func (ck *checker) ipX() string {
 	return "ip"
 }
 
+func (ck *checker) nodeName() string {
+	if ck.c.Node == nil {
+		return "(unknown)"
+	}
+	return ck.c.Node.Name
+}
+
 // nodeIPs are the node's InternalIPs of the table's family, the primary
 // first.
 func (ck *checker) nodeIPs() []netip.Addr {
@@ -413,7 +420,7 @@ func (ck *checker) balance(sp *servicePort, chain string, want []endpoint, id Ch
 	if lb.mod != uint64(len(want)) || !slices.Equal(gotSorted, wantS) {
 		what := "endpoints"
 		if id == CheckLocalChain {
-			what = fmt.Sprintf("endpoints on node %s", ck.c.Node.GetName())
+			what = "endpoints on node " + ck.nodeName()
 		}
 		ck.report(id, sp, "chain %s: numgen random mod %d over %s, want mod %d over %d %s %s",
 			chain, lb.mod, strings.Join(got, ","), len(want), len(want), what, strings.Join(wantS, ","))

@@ -430,3 +430,21 @@ func TestCheckMutations(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckWithoutNode: with no Node nothing is local, so the Local-policy
+// Service looks as if its endpoints were elsewhere; Check must say so
+// rather than fail.
+func TestCheckWithoutNode(t *testing.T) {
+	c := seedCluster(t)
+	c.Node = nil
+	fs := Check(loadDump(t), c)
+	found := false
+	for _, f := range fs {
+		if f.Check == CheckExternalChain && f.Service == "default/local-service:/tcp" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no external-chain finding for local-service without a node; got:\n%s", findingList(fs))
+	}
+}

@@ -332,6 +332,11 @@ func parseExpr(v any, at string, depth int) (Expr, error) {
 		if n.Offset, err = o.uint("offset", false); err != nil {
 			return nil, err
 		}
+		if n.Offset >= 1<<32 {
+			// The kernel's numgen offset is 32 bits; bounding it also
+			// keeps offset+mod from overflowing.
+			return nil, errAt(o.path("offset"), "offset %d over 2^32-1", n.Offset)
+		}
 		return n, nil
 	case "concat":
 		list, ok := body.([]any)

@@ -16,7 +16,7 @@ import (
 const (
 	maxChainDepth = 64
 	maxBranches   = 4096
-	maxSteps      = 1 << 20
+	maxSteps      = 1 << 18 // a 5,000-Service trace takes about 30
 )
 
 // NewTracer returns a Tracer over rs for a node owning nodeIPs. The node IPs
