@@ -98,7 +98,7 @@ func ParseKindConfig(raw []byte) (*v1alpha4.Cluster, error) {
 func (m *Matrix) Lookup(config string) (*Cell, error) {
 	abs, _ := filepath.Abs(config)
 	for _, c := range m.Cells {
-		if c.Path == abs || c.Name == config || c.Config == config {
+		if c.Path == abs || c.Name == config || c.Config == config || "clusters/"+c.Config == filepath.ToSlash(config) {
 			return c, nil
 		}
 	}
