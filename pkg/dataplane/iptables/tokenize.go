@@ -2,7 +2,6 @@ package iptables
 
 import (
 	"errors"
-	"strings"
 )
 
 // token is one word of a rule line. quoted records that it came (at least in
@@ -13,49 +12,72 @@ type token struct {
 	quoted bool
 }
 
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
 // tokenize splits a rule line the way iptables-restore reads it: words are
-// separated by blanks, double quotes group a word, and inside quotes a
-// backslash escapes the next character (iptables-save writes \" \\ and \'
-// there). A backslash outside quotes is also taken as an escape, which is
-// what iptables-restore does.
+// separated by blanks, double quotes group a word, and a backslash escapes
+// the next character (iptables-save writes \" \\ and \' inside quotes;
+// iptables-restore honours the escape outside quotes too).
+//
+// Plain words and words that are one quoted string without escapes (nearly
+// every word of a real dump) share the line's memory; only words with
+// escapes or mixed quoting are copied.
 func tokenize(line string) ([]token, error) {
-	var (
-		toks    []token
-		cur     strings.Builder
-		inWord  bool
-		quoted  bool
-		inQuote bool
-	)
-	flush := func() {
-		if inWord {
-			toks = append(toks, token{text: cur.String(), quoted: quoted})
+	toks := make([]token, 0, 24)
+	for i := 0; ; {
+		for i < len(line) && isBlank(line[i]) {
+			i++
 		}
-		cur.Reset()
-		inWord, quoted = false, false
-	}
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '\\':
-			if i+1 >= len(line) {
-				return nil, errors.New("line ends in a lone backslash")
+		if i >= len(line) {
+			return toks, nil
+		}
+		start, quotes, escapes, inQuote := i, 0, false, false
+		for i < len(line) {
+			c := line[i]
+			if c == '\\' {
+				if i+1 >= len(line) {
+					return nil, errors.New("line ends in a lone backslash")
+				}
+				escapes = true
+				i += 2
+				continue
+			}
+			if c == '"' {
+				inQuote = !inQuote
+				quotes++
+			} else if !inQuote && isBlank(c) {
+				break
 			}
 			i++
-			cur.WriteByte(line[i])
-			inWord = true
-		case c == '"':
-			inQuote = !inQuote
-			inWord, quoted = true, true
-		case !inQuote && (c == ' ' || c == '\t'):
-			flush()
+		}
+		if inQuote {
+			return nil, errors.New("unterminated double quote")
+		}
+		word := line[start:i]
+		switch {
+		case !escapes && quotes == 0:
+			toks = append(toks, token{text: word})
+		case !escapes && quotes == 2 && word[0] == '"' && word[len(word)-1] == '"':
+			toks = append(toks, token{text: word[1 : len(word)-1], quoted: true})
 		default:
-			cur.WriteByte(c)
-			inWord = true
+			toks = append(toks, token{text: unquote(word), quoted: quotes > 0})
 		}
 	}
-	if inQuote {
-		return nil, errors.New("unterminated double quote")
+}
+
+// unquote removes the quotes and escapes of one word that tokenize has
+// already found well formed.
+func unquote(word string) string {
+	b := make([]byte, 0, len(word))
+	for i := 0; i < len(word); i++ {
+		switch c := word[i]; c {
+		case '\\':
+			i++
+			b = append(b, word[i])
+		case '"':
+		default:
+			b = append(b, c)
+		}
 	}
-	flush()
-	return toks, nil
+	return string(b)
 }
