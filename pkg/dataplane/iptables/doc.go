@@ -50,6 +50,10 @@
 //     the accepted ones only (their shares then sum to less than 1), and
 //     Rule names the heaviest branch's dropping rule. A builtin chain's
 //     policy is quoted as its ":CHAIN POLICY [p:b]" line.
+//   - Paths. Destination.Path lists the chains the branch entered, in
+//     order, across both tables: builtin chains as "table/CHAIN" (each marks
+//     a hook, and tells nat KUBE-SERVICES from filter KUBE-SERVICES), user
+//     chains by name.
 //   - Masquerade is true for a destination whose branch met a MASQUERADE or
 //     SNAT target (in nat POSTROUTING or nat INPUT).
 //   - Refusals. A rule the packet reaches whose match cannot be decided from
