@@ -21,10 +21,12 @@ func (r *run) chain(tb *Table, c *Chain, in []*branch, depth int) (cont []*branc
 	for _, b := range active {
 		b.path = append(b.path, c.Name)
 	}
+	var outs []out
 	for _, rule := range c.Rules {
 		var next []*branch
 		for _, b := range active {
-			outs, err := r.rule(tb, c, rule, b)
+			var err error
+			outs, err = r.rule(tb, c, rule, b, outs[:0])
 			if err != nil {
 				return nil, nil, fmt.Errorf("chain %q rule %q: %w", c.Name, rule.String(), err)
 			}
@@ -75,39 +77,44 @@ func kindWord(k outKind) string {
 	return "goto"
 }
 
-// rule evaluates one rule's statements left to right for one branch; a
-// numgen vmap may fork it.
-func (r *run) rule(tb *Table, c *Chain, rule *Rule, b *branch) ([]out, error) {
+// rule evaluates one rule for one branch and appends what became of it
+// (or of its forks) to outs; the caller's buffer is reused across rules,
+// which keeps a trace of a large ruleset from allocating per statement.
+func (r *run) rule(tb *Table, c *Chain, rule *Rule, b *branch, outs []out) ([]out, error) {
 	r.steps++
 	if r.steps > maxSteps {
 		return nil, fmt.Errorf("more than %d rule evaluations; the ruleset loops", maxSteps)
 	}
-	active := []*branch{b}
-	var outs []out
-	for _, s := range rule.Stmts {
-		var next []*branch
-		for _, a := range active {
-			res, err := r.stmt(tb, c, rule, s, a)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", s, err)
+	return r.ruleFrom(tb, c, rule, 0, b, outs)
+}
+
+// ruleFrom evaluates a rule's statements from the i-th on, left to right;
+// a numgen vmap forks the branch, and each fork finishes the rule alone.
+func (r *run) ruleFrom(tb *Table, c *Chain, rule *Rule, i int, b *branch, outs []out) ([]out, error) {
+	for ; i < len(rule.Stmts); i++ {
+		s := rule.Stmts[i]
+		one, forks, err := r.stmt(tb, c, rule, s, b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s, err)
+		}
+		if forks == nil {
+			if one.kind == outMatch {
+				continue
 			}
-			for _, o := range res {
-				if o.kind == outMatch {
-					next = append(next, o.b)
-					continue
-				}
+			return append(outs, one), nil
+		}
+		for _, o := range forks {
+			if o.kind != outMatch {
 				outs = append(outs, o)
+				continue
+			}
+			if outs, err = r.ruleFrom(tb, c, rule, i+1, o.b, outs); err != nil {
+				return nil, err
 			}
 		}
-		active = next
-		if len(active) == 0 {
-			break
-		}
+		return outs, nil
 	}
-	for _, a := range active {
-		outs = append(outs, out{b: a, kind: outNext})
-	}
-	return outs, nil
+	return append(outs, stop(b)), nil
 }
 
 // goOn marks a branch that matched a statement and carries on with the next
@@ -116,73 +123,64 @@ func goOn(b *branch) out { return out{b: b, kind: outMatch} }
 
 func stop(b *branch) out { return out{b: b, kind: outNext} }
 
-func (r *run) stmt(tb *Table, c *Chain, rule *Rule, s Stmt, b *branch) ([]out, error) {
+// stmt evaluates one statement. It returns one outcome, or forks (non-nil)
+// when the statement split the branch.
+func (r *run) stmt(tb *Table, c *Chain, rule *Rule, s Stmt, b *branch) (out, []out, error) {
 	switch s := s.(type) {
 	case Match:
 		ok, err := r.match(tb, s, b)
 		if err != nil {
-			return nil, err
+			return out{}, nil, err
 		}
 		if ok {
-			return []out{goOn(b)}, nil
+			return goOn(b), nil, nil
 		}
-		return []out{stop(b)}, nil
+		return stop(b), nil, nil
 	case VerdictStmt:
-		return []out{r.verdict(VerdictExpr(s), b, describeRule(c, rule))}, nil
+		return r.verdict(VerdictExpr(s), b, c, rule), nil, nil
 	case VMap:
 		return r.vmap(tb, c, rule, s, b)
 	case Mangle:
 		meta, ok := s.Key.(Meta)
 		if !ok || meta.Key != "mark" {
-			return nil, fmt.Errorf("setting %s is not modelled", exprString(s.Key))
+			return out{}, nil, fmt.Errorf("setting %s is not modelled", exprString(s.Key))
 		}
 		v, err := r.single(tb, s.Value, b)
 		if err != nil {
-			return nil, err
+			return out{}, nil, err
 		}
 		if v.kind != vNum || v.num > 0xffffffff {
-			return nil, fmt.Errorf("mark value %s is not a 32-bit number", v)
+			return out{}, nil, fmt.Errorf("mark value %s is not a 32-bit number", v)
 		}
 		b.mark = v.num
-		return []out{goOn(b)}, nil
+		return goOn(b), nil, nil
 	case NAT:
-		return r.nat(s, b, describeRule(c, rule))
+		return r.nat(s, b)
 	case Reject:
-		return []out{{b: b, kind: outReject, rule: r.decider(c, rule, b)}}, nil
+		return out{b: b, kind: outReject, dec: decision{c: c, r: rule, via: b.via}}, nil, nil
 	case Counter:
-		return []out{goOn(b)}, nil
+		return goOn(b), nil, nil
 	case SetStmt:
 		// Affinity bookkeeping (`update @affinity-... { ip saddr }`)
 		// changes later connections, not this packet.
-		return []out{goOn(b)}, nil
+		return goOn(b), nil, nil
 	case XT:
-		return nil, fmt.Errorf("iptables-nft compat statement %s cannot be evaluated from JSON", s)
+		return out{}, nil, fmt.Errorf("iptables-nft compat statement %s cannot be evaluated from JSON", s)
 	case OtherStmt:
 		if s.Kind == "log" || s.Kind == "notrack" {
-			return []out{goOn(b)}, nil
+			return goOn(b), nil, nil
 		}
-		return nil, fmt.Errorf("statement %q is not modelled", s.Kind)
+		return out{}, nil, fmt.Errorf("statement %q is not modelled", s.Kind)
 	}
-	return nil, fmt.Errorf("statement %T is not modelled", s)
+	return out{}, nil, fmt.Errorf("statement %T is not modelled", s)
 }
 
-func (r *run) decider(c *Chain, rule *Rule, b *branch) string {
-	d := describeRule(c, rule)
-	if b.via != "" {
-		d += " (via " + b.via + ")"
-	}
-	return d
-}
-
-func (r *run) verdict(v VerdictExpr, b *branch, rule string) out {
+func (r *run) verdict(v VerdictExpr, b *branch, c *Chain, rule *Rule) out {
 	switch v.Kind {
 	case "accept":
 		return out{b: b, kind: outAccept}
 	case "drop":
-		if b.via != "" {
-			rule += " (via " + b.via + ")"
-		}
-		return out{b: b, kind: outDrop, rule: rule}
+		return out{b: b, kind: outDrop, dec: decision{c: c, r: rule, via: b.via}}
 	case "return":
 		return out{b: b, kind: outReturn}
 	case "jump":
@@ -194,24 +192,24 @@ func (r *run) verdict(v VerdictExpr, b *branch, rule string) out {
 	}
 }
 
-func (r *run) nat(n NAT, b *branch, rule string) ([]out, error) {
+func (r *run) nat(n NAT, b *branch) (out, []out, error) {
 	switch n.Kind {
 	case "dnat":
 		if n.Addr == nil {
-			return nil, errors.New("dnat without an address")
+			return out{}, nil, errors.New("dnat without an address")
 		}
 		a, ok := literal(n.Addr)
 		if !ok || a.kind != vAddr {
-			return nil, fmt.Errorf("dnat address %s is not a constant address", exprString(n.Addr))
+			return out{}, nil, fmt.Errorf("dnat address %s is not a constant address", exprString(n.Addr))
 		}
 		if a.addr.Is4() != b.dst.Is4() {
-			return nil, fmt.Errorf("dnat to %s changes the address family", a.addr)
+			return out{}, nil, fmt.Errorf("dnat to %s changes the address family", a.addr)
 		}
 		b.dst = a.addr
 		if n.Port != nil {
 			p, ok := literal(n.Port)
 			if !ok || p.kind != vNum || p.num > 0xffff {
-				return nil, fmt.Errorf("dnat port %s is not a constant port", exprString(n.Port))
+				return out{}, nil, fmt.Errorf("dnat port %s is not a constant port", exprString(n.Port))
 			}
 			b.dport = uint16(p.num)
 		}
@@ -221,46 +219,47 @@ func (r *run) nat(n NAT, b *branch, rule string) ([]out, error) {
 		// is what Destination.Masquerade reports.
 		b.masq = true
 	default:
-		return nil, fmt.Errorf("%s is not modelled", n.Kind)
+		return out{}, nil, fmt.Errorf("%s is not modelled", n.Kind)
 	}
-	return []out{{b: b, kind: outNAT, rule: rule}}, nil
+	return out{b: b, kind: outNAT}, nil, nil
 }
 
 // vmap looks the key up in a verdict map and follows the element's verdict;
 // with a numgen key every element is a branch of its own.
-func (r *run) vmap(tb *Table, c *Chain, rule *Rule, v VMap, b *branch) ([]out, error) {
+func (r *run) vmap(tb *Table, c *Chain, rule *Rule, v VMap, b *branch) (out, []out, error) {
 	elems, name, err := r.mapElements(tb, v.Data)
 	if err != nil {
-		return nil, err
+		return out{}, nil, err
 	}
 	if ng, ok := v.Key.(Numgen); ok {
-		return r.numgen(c, rule, ng, elems, b)
+		forks, err := r.numgen(c, rule, ng, elems, b)
+		return out{}, forks, err
 	}
 	key, absent, err := r.eval(tb, v.Key, b)
 	if err != nil {
-		return nil, err
+		return out{}, nil, err
 	}
 	if absent {
-		return []out{stop(b)}, nil
+		return stop(b), nil, nil
 	}
 	el, found, err := r.lookup(tb, v.Data, elems, key)
 	if err != nil {
-		return nil, err
+		return out{}, nil, err
 	}
 	if !found {
-		return []out{stop(b)}, nil
+		return stop(b), nil, nil
 	}
 	ve, ok := el.Value.(VerdictExpr)
 	if !ok {
-		return nil, fmt.Errorf("element %s of %s has no verdict", el.Key, name)
+		return out{}, nil, fmt.Errorf("element %s of %s has no verdict", el.Key, name)
 	}
-	via := name + " element " + el.String()
+	via := viaRef{mapName: name, el: el}
 	saved := b.via
 	b.via = via
-	o := r.verdict(ve, b, describeRule(c, rule))
+	o := r.verdict(ve, b, c, rule)
 	b.via = saved
 	o.via = via
-	return []out{o}, nil
+	return o, nil, nil
 }
 
 func (r *run) mapElements(tb *Table, data Expr) ([]Element, string, error) {
@@ -325,7 +324,7 @@ func (r *run) numgen(c *Chain, rule *Rule, ng Numgen, elems []Element, b *branch
 		if !ok {
 			return nil, fmt.Errorf("numgen element %s has no verdict", sp.el.Key)
 		}
-		outs = append(outs, r.verdict(ve, child, describeRule(c, rule)))
+		outs = append(outs, r.verdict(ve, child, c, rule))
 	}
 	if covered < ng.Mod {
 		outs = append(outs, stop(b.fork(b.prob*float64(ng.Mod-covered)/float64(ng.Mod))))

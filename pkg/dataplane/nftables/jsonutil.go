@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // ParseError says where in the dump the parser gave up: Where is a JSON
@@ -17,18 +18,77 @@ type ParseError struct {
 func (e *ParseError) Error() string { return "nft json: " + e.Where + ": " + e.Err.Error() }
 func (e *ParseError) Unwrap() error { return e.Err }
 
-func errAt(at, format string, args ...any) error {
-	return &ParseError{Where: at, Err: fmt.Errorf(format, args...)}
+func errAt(at *path, format string, args ...any) error {
+	return &ParseError{Where: at.String(), Err: fmt.Errorf(format, args...)}
+}
+
+// path locates a value in the document. It is rendered only when an error
+// is reported, so that the parser does no string formatting for the
+// hundreds of thousands of values of a large, valid dump.
+type path struct {
+	parent *path
+	text   string // a field name, or the root's name, or a label's kind
+	pos    int    // list index, when kind is pathIndex
+	kind   pathKind
+	table  *Table // for a label: the item's table and name
+	name   string
+}
+
+type pathKind uint8
+
+const (
+	pathRoot pathKind = iota
+	pathField
+	pathIndex
+	pathLabel
+)
+
+func (p *path) field(name string) *path { return &path{parent: p, text: name, kind: pathField} }
+func (p *path) index(i int) *path       { return &path{parent: p, pos: i, kind: pathIndex} }
+
+// label describes the item at p, as in `nftables[57] (rule in ip
+// kube-proxy chain "services")`.
+func (p *path) label(what string, t *Table, name string) *path {
+	return &path{parent: p, text: what, table: t, name: name, kind: pathLabel}
+}
+
+func (p *path) String() string {
+	if p == nil {
+		return ""
+	}
+	var b strings.Builder
+	p.write(&b)
+	return b.String()
+}
+
+func (p *path) write(b *strings.Builder) {
+	if p.parent != nil {
+		p.parent.write(b)
+	}
+	switch p.kind {
+	case pathRoot:
+		b.WriteString(p.text)
+	case pathField:
+		b.WriteString("." + p.text)
+	case pathIndex:
+		b.WriteString("[" + strconv.Itoa(p.pos) + "]")
+	case pathLabel:
+		sep := " "
+		if p.text == "rule in" {
+			sep = " chain "
+		}
+		b.WriteString(" (" + p.text + " " + p.table.String() + sep + strconv.Quote(p.name) + ")")
+	}
 }
 
 // obj is a decoded JSON object with the path it was found at, so that every
 // accessor can say where a field is missing or of the wrong type.
 type obj struct {
 	m  map[string]any
-	at string
+	at *path
 }
 
-func asObj(v any, at string) (obj, error) {
+func asObj(v any, at *path) (obj, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return obj{}, errAt(at, "want an object, got %s", jsonKind(v))
@@ -38,7 +98,7 @@ func asObj(v any, at string) (obj, error) {
 
 // single returns the only key of an object such as {"match": {...}}: nft
 // wraps every statement, expression and top-level item that way.
-func single(v any, at string) (string, any, error) {
+func single(v any, at *path) (string, any, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return "", nil, errAt(at, "want an object, got %s", jsonKind(v))
@@ -52,7 +112,7 @@ func single(v any, at string) (string, any, error) {
 	return "", nil, errAt(at, "empty object")
 }
 
-func (o obj) path(key string) string { return o.at + "." + key }
+func (o obj) path(key string) *path { return o.at.field(key) }
 
 func (o obj) has(key string) bool {
 	v, ok := o.m[key]
@@ -119,7 +179,7 @@ func (o obj) strs(key string) ([]string, error) {
 		for i, item := range v {
 			s, ok := item.(string)
 			if !ok {
-				return nil, errAt(fmt.Sprintf("%s[%d]", o.path(key), i), "want a string, got %s", jsonKind(item))
+				return nil, errAt(o.path(key).index(i), "want a string, got %s", jsonKind(item))
 			}
 			out[i] = s
 		}
@@ -129,7 +189,7 @@ func (o obj) strs(key string) ([]string, error) {
 	}
 }
 
-func toUint(v any, at string) (uint64, error) {
+func toUint(v any, at *path) (uint64, error) {
 	n, ok := v.(json.Number)
 	if !ok {
 		return 0, errAt(at, "want a number, got %s", jsonKind(v))

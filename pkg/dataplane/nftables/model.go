@@ -102,6 +102,8 @@ type Rule struct {
 	Handle  uint64
 	Comment string
 	Stmts   []Stmt
+
+	at *path // where the dump lists it, for errors found after parsing
 }
 
 // String renders the rule as `nft list ruleset` prints it (without the
@@ -134,6 +136,8 @@ type Set struct {
 	Size    uint64
 
 	Elements []Element
+
+	at *path
 }
 
 // IsMap reports whether the set is a map.

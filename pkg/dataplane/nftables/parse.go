@@ -25,22 +25,23 @@ func ParseJSON(r io.Reader) (*Ruleset, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("nft json: trailing data after the document")
 	}
-	top, err := asObj(doc, "document")
+	top, err := asObj(doc, &path{text: "document"})
 	if err != nil {
 		return nil, err
 	}
+	root := &path{text: "nftables"}
 	itemsV, ok := top.m["nftables"]
 	if !ok {
-		return nil, errAt("document", `missing "nftables"`)
+		return nil, errAt(&path{text: "document"}, `missing "nftables"`)
 	}
 	items, ok := itemsV.([]any)
 	if !ok {
-		return nil, errAt("nftables", "want a list, got %s", jsonKind(itemsV))
+		return nil, errAt(root, "want a list, got %s", jsonKind(itemsV))
 	}
 
 	b := builder{rs: &Ruleset{Others: map[string]int{}}, tables: map[string]*Table{}}
 	for i, item := range items {
-		if err := b.item(item, fmt.Sprintf("nftables[%d]", i)); err != nil {
+		if err := b.item(item, root.index(i)); err != nil {
 			return nil, err
 		}
 	}
@@ -55,20 +56,16 @@ func ParseJSON(r io.Reader) (*Ruleset, error) {
 type builder struct {
 	rs     *Ruleset
 	tables map[string]*Table // by "family name"
-	// where records the dump position of each rule and set for errors
-	// found after all items are read.
-	ruleAt map[*Rule]string
-	setAt  map[*Set]string
 }
 
-func (b *builder) item(v any, at string) error {
+func (b *builder) item(v any, at *path) error {
 	kind, body, err := single(v, at)
 	if err != nil {
 		return err
 	}
 	switch kind {
 	case "metainfo":
-		o, err := asObj(body, at+".metainfo")
+		o, err := asObj(body, at.field("metainfo"))
 		if err != nil {
 			return err
 		}
@@ -90,8 +87,8 @@ func (b *builder) item(v any, at string) error {
 	}
 }
 
-func (b *builder) table(body any, at string) error {
-	o, err := asObj(body, at+".table")
+func (b *builder) table(body any, at *path) error {
+	o, err := asObj(body, at.field("table"))
 	if err != nil {
 		return err
 	}
@@ -138,8 +135,8 @@ func (b *builder) owner(o obj, tableKey string) (*Table, error) {
 	return t, nil
 }
 
-func (b *builder) chain(body any, at string) error {
-	o, err := asObj(body, at+".chain")
+func (b *builder) chain(body any, at *path) error {
+	o, err := asObj(body, at.field("chain"))
 	if err != nil {
 		return err
 	}
@@ -151,7 +148,7 @@ func (b *builder) chain(body any, at string) error {
 	if c.Name, err = o.str("name", true); err != nil {
 		return err
 	}
-	o.at = fmt.Sprintf("%s (chain %s %q)", at, t, c.Name)
+	o.at = at.label("chain", t, c.Name)
 	if c.Handle, err = o.uint("handle", false); err != nil {
 		return err
 	}
@@ -210,7 +207,7 @@ func priority(o obj) (int, error) {
 }
 
 // namedPriority reads "dstnat", "dstnat - 10" or "filter+5".
-func namedPriority(s, at string) (int, error) {
+func namedPriority(s string, at *path) (int, error) {
 	name, rest := s, ""
 	if i := strings.IndexAny(s, "+-"); i > 0 {
 		name, rest = s[:i], s[i:]
@@ -230,8 +227,8 @@ func namedPriority(s, at string) (int, error) {
 	return base + int(off), nil
 }
 
-func (b *builder) rule(body any, at string) error {
-	o, err := asObj(body, at+".rule")
+func (b *builder) rule(body any, at *path) error {
+	o, err := asObj(body, at.field("rule"))
 	if err != nil {
 		return err
 	}
@@ -243,7 +240,7 @@ func (b *builder) rule(body any, at string) error {
 	if err != nil {
 		return err
 	}
-	o.at = fmt.Sprintf("%s (rule in %s chain %q)", at, t, chain)
+	o.at = at.label("rule in", t, chain)
 	c := t.chainIndex[chain]
 	if c == nil {
 		return errAt(o.at, "chain is not listed before the rule")
@@ -265,22 +262,19 @@ func (b *builder) rule(body any, at string) error {
 	}
 	r.Stmts = make([]Stmt, 0, len(list))
 	for i, sv := range list {
-		s, err := parseStmt(sv, fmt.Sprintf("%s.expr[%d]", o.at, i))
+		s, err := parseStmt(sv, o.at.field("expr").index(i))
 		if err != nil {
 			return err
 		}
 		r.Stmts = append(r.Stmts, s)
 	}
 	c.Rules = append(c.Rules, r)
-	if b.ruleAt == nil {
-		b.ruleAt = map[*Rule]string{}
-	}
-	b.ruleAt[r] = o.at
+	r.at = o.at
 	return nil
 }
 
-func (b *builder) set(kind string, body any, at string) error {
-	o, err := asObj(body, at+"."+kind)
+func (b *builder) set(kind string, body any, at *path) error {
+	o, err := asObj(body, at.field(kind))
 	if err != nil {
 		return err
 	}
@@ -292,7 +286,7 @@ func (b *builder) set(kind string, body any, at string) error {
 	if s.Name, err = o.str("name", true); err != nil {
 		return err
 	}
-	o.at = fmt.Sprintf("%s (%s %s %q)", at, kind, t, s.Name)
+	o.at = at.label(kind, t, s.Name)
 	if s.Handle, err = o.uint("handle", false); err != nil {
 		return err
 	}
@@ -327,10 +321,7 @@ func (b *builder) set(kind string, body any, at string) error {
 	}
 	t.setIndex[s.Name] = s
 	t.Sets = append(t.Sets, s)
-	if b.setAt == nil {
-		b.setAt = map[*Set]string{}
-	}
-	b.setAt[s] = o.at
+	s.at = o.at
 	return nil
 }
 
@@ -349,8 +340,8 @@ func setType(o obj, key string) ([]string, error) {
 
 // element handles a top-level {"element": {...}} item, which adds elements
 // to a set listed earlier.
-func (b *builder) element(body any, at string) error {
-	o, err := asObj(body, at+".element")
+func (b *builder) element(body any, at *path) error {
+	o, err := asObj(body, at.field("element"))
 	if err != nil {
 		return err
 	}
@@ -386,7 +377,7 @@ func parseElements(o obj, isMap bool) ([]Element, error) {
 	}
 	out := make([]Element, 0, len(list))
 	for i, item := range list {
-		at := fmt.Sprintf("%s.elem[%d]", o.at, i)
+		at := o.at.field("elem").index(i)
 		var el Element
 		var err error
 		if isMap {
@@ -409,7 +400,7 @@ func (b *builder) checkRefs() error {
 		for _, c := range t.Chains {
 			for _, r := range c.Rules {
 				for i, s := range r.Stmts {
-					at := fmt.Sprintf("%s.expr[%d]", b.ruleAt[r], i)
+					at := r.at.field("expr").index(i)
 					if err := checkStmtRefs(t, s, at); err != nil {
 						return err
 					}
@@ -418,7 +409,7 @@ func (b *builder) checkRefs() error {
 		}
 		for _, s := range t.Sets {
 			for i, el := range s.Elements {
-				at := fmt.Sprintf("%s.elem[%d]", b.setAt[s], i)
+				at := s.at.field("elem").index(i)
 				if err := checkExprRefs(t, el.Value, at); err != nil {
 					return err
 				}
@@ -428,7 +419,7 @@ func (b *builder) checkRefs() error {
 	return nil
 }
 
-func checkStmtRefs(t *Table, s Stmt, at string) error {
+func checkStmtRefs(t *Table, s Stmt, at *path) error {
 	switch s := s.(type) {
 	case VerdictStmt:
 		return checkExprRefs(t, VerdictExpr(s), at)
@@ -470,7 +461,7 @@ func checkStmtRefs(t *Table, s Stmt, at string) error {
 	return nil
 }
 
-func checkExprRefs(t *Table, e Expr, at string) error {
+func checkExprRefs(t *Table, e Expr, at *path) error {
 	switch e := e.(type) {
 	case nil:
 		return nil

@@ -2,7 +2,6 @@ package nftables
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 )
 
@@ -14,12 +13,12 @@ var verdictKinds = map[string]bool{
 	"accept": true, "drop": true, "continue": true, "return": true, "jump": true, "goto": true,
 }
 
-func parseStmt(v any, at string) (Stmt, error) {
+func parseStmt(v any, at *path) (Stmt, error) {
 	kind, body, err := single(v, at)
 	if err != nil {
 		return nil, err
 	}
-	at = at + "." + kind
+	at = at.field(kind)
 	switch kind {
 	case "match":
 		o, err := asObj(body, at)
@@ -159,7 +158,7 @@ func parseStmt(v any, at string) (Stmt, error) {
 	}
 }
 
-func parseVerdict(kind string, body any, at string) (VerdictExpr, error) {
+func parseVerdict(kind string, body any, at *path) (VerdictExpr, error) {
 	if kind != "jump" && kind != "goto" {
 		if body != nil {
 			return VerdictExpr{}, errAt(at, "want null, got %s", jsonKind(body))
@@ -177,7 +176,7 @@ func parseVerdict(kind string, body any, at string) (VerdictExpr, error) {
 	return VerdictExpr{Kind: kind, Target: target}, nil
 }
 
-func parseNAT(kind string, body any, at string) (Stmt, error) {
+func parseNAT(kind string, body any, at *path) (Stmt, error) {
 	n := NAT{Kind: kind}
 	if body == nil {
 		return n, nil
@@ -214,7 +213,7 @@ func fieldExpr(o obj, key string, depth int) (Expr, error) {
 	return parseExpr(v, o.path(key), depth+1)
 }
 
-func parseExpr(v any, at string, depth int) (Expr, error) {
+func parseExpr(v any, at *path, depth int) (Expr, error) {
 	if depth > maxExprDepth {
 		return nil, errAt(at, "expressions nested deeper than %d", maxExprDepth)
 	}
@@ -239,7 +238,7 @@ func parseExpr(v any, at string, depth int) (Expr, error) {
 		// treat it as the anonymous set it is matched like.
 		out := make(AnonSet, 0, len(v))
 		for i, item := range v {
-			el, err := parseSetItemDepth(item, fmt.Sprintf("%s[%d]", at, i), depth+1)
+			el, err := parseSetItemDepth(item, at.index(i), depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -251,7 +250,7 @@ func parseExpr(v any, at string, depth int) (Expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	at = at + "." + kind
+	at = at.field(kind)
 	switch kind {
 	case "payload":
 		o, err := asObj(body, at)
@@ -348,7 +347,7 @@ func parseExpr(v any, at string, depth int) (Expr, error) {
 		}
 		out := make(Concat, len(list))
 		for i, item := range list {
-			if out[i], err = parseExpr(item, fmt.Sprintf("%s[%d]", at, i), depth+1); err != nil {
+			if out[i], err = parseExpr(item, at.index(i), depth+1); err != nil {
 				return nil, err
 			}
 		}
@@ -358,11 +357,11 @@ func parseExpr(v any, at string, depth int) (Expr, error) {
 		if !ok || len(list) != 2 {
 			return nil, errAt(at, "want a list of two operands")
 		}
-		l, err := parseExpr(list[0], at+"[0]", depth+1)
+		l, err := parseExpr(list[0], at.index(0), depth+1)
 		if err != nil {
 			return nil, err
 		}
-		r, err := parseExpr(list[1], at+"[1]", depth+1)
+		r, err := parseExpr(list[1], at.index(1), depth+1)
 		if err != nil {
 			return nil, err
 		}
@@ -389,11 +388,11 @@ func parseExpr(v any, at string, depth int) (Expr, error) {
 		if !ok || len(list) != 2 {
 			return nil, errAt(at, "want a list of two bounds")
 		}
-		lo, err := parseExpr(list[0], at+"[0]", depth+1)
+		lo, err := parseExpr(list[0], at.index(0), depth+1)
 		if err != nil {
 			return nil, err
 		}
-		hi, err := parseExpr(list[1], at+"[1]", depth+1)
+		hi, err := parseExpr(list[1], at.index(1), depth+1)
 		if err != nil {
 			return nil, err
 		}
@@ -405,12 +404,12 @@ func parseExpr(v any, at string, depth int) (Expr, error) {
 		}
 		out := make(AnonSet, 0, len(list))
 		for i, item := range list {
-			el, err := parseAnonItem(item, fmt.Sprintf("%s[%d]", at, i), depth+1)
+			el, err := parseAnonItem(item, at.index(i), depth+1)
 			if err != nil {
 				return nil, err
 			}
 			if i > 0 && (el.Value == nil) != (out[0].Value == nil) {
-				return nil, errAt(fmt.Sprintf("%s[%d]", at, i), "anonymous set mixes plain elements and key : value pairs")
+				return nil, errAt(at.index(i), "anonymous set mixes plain elements and key : value pairs")
 			}
 			out = append(out, el)
 		}
@@ -424,7 +423,7 @@ func parseExpr(v any, at string, depth int) (Expr, error) {
 	}
 }
 
-func parseElem(body any, at string, depth int) (Elem, error) {
+func parseElem(body any, at *path, depth int) (Elem, error) {
 	o, err := asObj(body, at)
 	if err != nil {
 		return Elem{}, err
@@ -457,9 +456,9 @@ func element(key Expr) Element {
 	return Element{Key: key}
 }
 
-func parseSetItem(v any, at string) (Element, error) { return parseSetItemDepth(v, at, 0) }
+func parseSetItem(v any, at *path) (Element, error) { return parseSetItemDepth(v, at, 0) }
 
-func parseSetItemDepth(v any, at string, depth int) (Element, error) {
+func parseSetItemDepth(v any, at *path, depth int) (Element, error) {
 	if _, isList := v.([]any); isList {
 		return Element{}, errAt(at, "a set element cannot be a list")
 	}
@@ -473,18 +472,18 @@ func parseSetItemDepth(v any, at string, depth int) (Element, error) {
 	return element(key), nil
 }
 
-func parseMapItem(v any, at string) (Element, error) { return parseMapItemDepth(v, at, 0) }
+func parseMapItem(v any, at *path) (Element, error) { return parseMapItemDepth(v, at, 0) }
 
-func parseMapItemDepth(v any, at string, depth int) (Element, error) {
+func parseMapItemDepth(v any, at *path, depth int) (Element, error) {
 	pair, ok := v.([]any)
 	if !ok || len(pair) != 2 {
 		return Element{}, errAt(at, "want a [key, value] pair")
 	}
-	el, err := parseSetItemDepth(pair[0], at+"[0]", depth)
+	el, err := parseSetItemDepth(pair[0], at.index(0), depth)
 	if err != nil {
 		return Element{}, err
 	}
-	if el.Value, err = parseExpr(pair[1], at+"[1]", depth); err != nil {
+	if el.Value, err = parseExpr(pair[1], at.index(1), depth); err != nil {
 		return Element{}, err
 	}
 	return el, nil
@@ -492,7 +491,7 @@ func parseMapItemDepth(v any, at string, depth int) (Element, error) {
 
 // parseAnonItem reads an item of an anonymous {"set": [...]}: a [key, value]
 // pair makes it an anonymous map, anything else is a plain element.
-func parseAnonItem(v any, at string, depth int) (Element, error) {
+func parseAnonItem(v any, at *path, depth int) (Element, error) {
 	if _, isPair := v.([]any); isPair {
 		return parseMapItemDepth(v, at, depth)
 	}

@@ -23,7 +23,7 @@ const (
 // decide `fib ... type local` and whether a packet is delivered locally
 // (input) or forwarded.
 func NewTracer(rs *Ruleset, nodeIPs []netip.Addr) dataplane.Tracer {
-	t := &tracer{rs: rs, index: map[*Set]map[string]int{}}
+	t := &tracer{rs: rs, index: map[*Set]map[string]int{}, hooks: map[*Table]map[string][]*Chain{}}
 	for _, ip := range nodeIPs {
 		t.nodeIPs = append(t.nodeIPs, ip.Unmap())
 	}
@@ -33,6 +33,12 @@ func NewTracer(rs *Ruleset, nodeIPs []netip.Addr) dataplane.Tracer {
 		}
 		for _, s := range tb.Sets {
 			t.index[s] = buildIndex(s)
+		}
+		// A 5,000-Service table has some 20,000 chains of which eight
+		// are base chains; find those once, not on every trace.
+		t.hooks[tb] = map[string][]*Chain{}
+		for _, hook := range []string{"prerouting", "input", "forward", "output", "postrouting"} {
+			t.hooks[tb][hook] = tb.BaseChains(hook)
 		}
 	}
 	return t
@@ -58,9 +64,10 @@ func buildIndex(s *Set) map[string]int {
 type tracer struct {
 	rs      *Ruleset
 	nodeIPs []netip.Addr
-	// index is read-only after NewTracer, so Trace is safe for
-	// concurrent use.
+	// index and hooks are read-only after NewTracer, so Trace is safe
+	// for concurrent use.
 	index map[*Set]map[string]int
+	hooks map[*Table]map[string][]*Chain
 }
 
 // branch is one way the packet may go, with the state the rules gave it.
@@ -74,7 +81,7 @@ type branch struct {
 	masq     bool
 	prob     float64
 	path     []string
-	via      string // the map element that led into the current chain
+	via      viaRef // the map element that led into the current chain
 }
 
 func (b *branch) fork(prob float64) *branch {
@@ -223,13 +230,13 @@ func (r *run) hook(name string, in []*branch) ([]*branch, error) {
 	}
 	var chains []*Chain
 	for _, tb := range r.tables {
-		chains = append(chains, tb.BaseChains(name)...)
+		chains = append(chains, r.t.hooks[tb][name]...)
 	}
 	sort.SliceStable(chains, func(i, j int) bool { return chains[i].Priority < chains[j].Priority })
 	cur := in
 	for _, c := range chains {
 		for _, b := range cur {
-			b.via = ""
+			b.via = viaRef{}
 		}
 		cont, done, err := r.chain(r.tableOf(c), c, cur, 0)
 		if err != nil {
@@ -248,9 +255,9 @@ func (r *run) hook(name string, in []*branch) ([]*branch, error) {
 			case outAccept, outNAT:
 				next = append(next, d.b)
 			case outDrop:
-				r.finish(d.b, dataplane.Drop, d.rule)
+				r.finish(d.b, dataplane.Drop, d.dec.String())
 			case outReject:
-				r.finish(d.b, dataplane.Reject, d.rule)
+				r.finish(d.b, dataplane.Reject, d.dec.String())
 			}
 		}
 		cur = next
@@ -265,6 +272,36 @@ func (r *run) tableOf(c *Chain) *Table {
 		}
 	}
 	return nil
+}
+
+// viaRef is the verdict map element that sent a branch into a chain; it is
+// rendered only when a drop or reject is reported.
+type viaRef struct {
+	mapName string
+	el      Element
+}
+
+func (v viaRef) String() string {
+	if v.mapName == "" {
+		return ""
+	}
+	return v.mapName + " element " + v.el.String()
+}
+
+// decision is the rule that dropped or rejected a branch, rendered as
+// "<chain>: <rule> (via <element>)" only for the final result.
+type decision struct {
+	c   *Chain
+	r   *Rule
+	via viaRef
+}
+
+func (d decision) String() string {
+	s := describeRule(d.c, d.r)
+	if d.via.mapName != "" {
+		s += " (via " + d.via.String() + ")"
+	}
+	return s
 }
 
 type outKind uint8
@@ -286,8 +323,8 @@ type out struct {
 	b      *branch
 	kind   outKind
 	target string
-	rule   string // the deciding rule, for drop and reject
-	via    string // for jump and goto taken from a map element
+	dec    decision // the deciding rule, for drop and reject
+	via    viaRef   // for jump and goto taken from a map element
 }
 
 // result folds the finished branches into a dataplane.Result.

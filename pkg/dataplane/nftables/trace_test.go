@@ -42,7 +42,7 @@ var (
 	forwardPost = []string{"filter-forward", "service-endpoints-check", "cluster-ips-check", "nat-postrouting", "masquerading"}
 )
 
-func path(parts ...[]string) []string {
+func chainPath(parts ...[]string) []string {
 	var out []string
 	for _, p := range parts {
 		out = append(out, p...)
@@ -76,8 +76,8 @@ func TestTraceDump(t *testing.T) {
 			name: "backend ClusterIP from a frontend pod",
 			p:    pkt("10.244.0.6", "10.96.85.230", "tcp", 3000, dataplane.FromPod),
 			want: dataplane.Result{Verdict: dataplane.Accept, Destinations: []dataplane.Destination{
-				dest("10.244.0.4", 3000, 0.5, false, path(prerouting, []string{backendSvc, backendEp4}, forwardPost)),
-				dest("10.244.0.5", 3000, 0.5, false, path(prerouting, []string{backendSvc, backendEp5}, forwardPost)),
+				dest("10.244.0.4", 3000, 0.5, false, chainPath(prerouting, []string{backendSvc, backendEp4}, forwardPost)),
+				dest("10.244.0.5", 3000, 0.5, false, chainPath(prerouting, []string{backendSvc, backendEp5}, forwardPost)),
 			}},
 		},
 		{
@@ -92,11 +92,11 @@ func TestTraceDump(t *testing.T) {
 			name: "frontend NodePort from outside",
 			p:    pkt("172.18.0.1", "172.18.0.2", "tcp", 30000, dataplane.FromExternal),
 			want: dataplane.Result{Verdict: dataplane.Accept, Destinations: []dataplane.Destination{
-				dest("10.244.0.6", 8080, 1.0/3, true, path(prerouting, []string{frontendExt, "mark-for-masquerade", frontendSvc,
+				dest("10.244.0.6", 8080, 1.0/3, true, chainPath(prerouting, []string{frontendExt, "mark-for-masquerade", frontendSvc,
 					"endpoint-KC7OS3QX-default/frontend-nodeport-service/tcp/frontend__10.244.0.6/8080"}, forwardPost)),
-				dest("10.244.0.7", 8080, 1.0/3, true, path(prerouting, []string{frontendExt, "mark-for-masquerade", frontendSvc,
+				dest("10.244.0.7", 8080, 1.0/3, true, chainPath(prerouting, []string{frontendExt, "mark-for-masquerade", frontendSvc,
 					"endpoint-AUUANHQA-default/frontend-nodeport-service/tcp/frontend__10.244.0.7/8080"}, forwardPost)),
-				dest("10.244.0.8", 8080, 1.0/3, true, path(prerouting, []string{frontendExt, "mark-for-masquerade", frontendSvc,
+				dest("10.244.0.8", 8080, 1.0/3, true, chainPath(prerouting, []string{frontendExt, "mark-for-masquerade", frontendSvc,
 					"endpoint-KVAISHCR-default/frontend-nodeport-service/tcp/frontend__10.244.0.8/8080"}, forwardPost)),
 			}},
 		},
@@ -109,8 +109,8 @@ func TestTraceDump(t *testing.T) {
 			name: "hairpin from a backend pod to its own Service",
 			p:    pkt("10.244.0.4", "10.96.85.230", "tcp", 3000, dataplane.FromPod),
 			want: dataplane.Result{Verdict: dataplane.Accept, Destinations: []dataplane.Destination{
-				dest("10.244.0.4", 3000, 0.5, true, path(prerouting, []string{backendSvc, backendEp4, "mark-for-masquerade"}, forwardPost)),
-				dest("10.244.0.5", 3000, 0.5, false, path(prerouting, []string{backendSvc, backendEp5}, forwardPost)),
+				dest("10.244.0.4", 3000, 0.5, true, chainPath(prerouting, []string{backendSvc, backendEp4, "mark-for-masquerade"}, forwardPost)),
+				dest("10.244.0.5", 3000, 0.5, false, chainPath(prerouting, []string{backendSvc, backendEp5}, forwardPost)),
 			}},
 		},
 		{
@@ -176,8 +176,8 @@ func TestTraceDump(t *testing.T) {
 			name: "LoadBalancer with externalTrafficPolicy Local from an allowed source",
 			p:    pkt("192.168.1.1", "172.18.255.11", "tcp", 80, dataplane.FromExternal),
 			want: dataplane.Result{Verdict: dataplane.Accept, Destinations: []dataplane.Destination{
-				dest("10.244.0.9", 8080, 0.5, false, path([]string{"filter-prerouting-pre-dnat", "firewall-check", localFW, "nat-prerouting", "services", localExt, localLocal, localEp9}, forwardPost)),
-				dest("10.244.0.10", 8080, 0.5, false, path([]string{"filter-prerouting-pre-dnat", "firewall-check", localFW, "nat-prerouting", "services", localExt, localLocal, localEp10}, forwardPost)),
+				dest("10.244.0.9", 8080, 0.5, false, chainPath([]string{"filter-prerouting-pre-dnat", "firewall-check", localFW, "nat-prerouting", "services", localExt, localLocal, localEp9}, forwardPost)),
+				dest("10.244.0.10", 8080, 0.5, false, chainPath([]string{"filter-prerouting-pre-dnat", "firewall-check", localFW, "nat-prerouting", "services", localExt, localLocal, localEp10}, forwardPost)),
 			}},
 		},
 		{
