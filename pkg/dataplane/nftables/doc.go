@@ -14,7 +14,8 @@
 //   - NewTracer walks the kube-proxy table(s) of the packet's family the way
 //     netfilter would for the first packet of a connection, forking at
 //     `numgen random mod N vmap { ... }` with probability 1/N per element, and
-//     returns a dataplane.Result.
+//     returns a dataplane.Result: destinations with probabilities, per-branch
+//     masquerade and chain path, or the rule that dropped or rejected.
 //
 //   - Check derives, from corev1.Service, discoveryv1.EndpointSlice and the
 //     node, what kube-proxy v1.34 must have written for each Service port, and
@@ -57,4 +58,26 @@
 //     is never masqueraded even if marked.
 //   - Numbers are compared as unsigned integers; named protocol and address
 //     literals are canonicalised; probabilities are float64.
+//   - When branches end differently (a numgen map that does not cover its
+//     modulus, say), Verdict is accept, Destinations hold the accepted
+//     branches (their probabilities then sum to less than 1) and Rule names
+//     the rules that dropped or rejected the others.
+//   - Runaway rulesets are cut off with an error: 64 nested jumps or gotos,
+//     4,096 forks, 2^18 rule evaluations per trace.
+//
+// # What Check simplifies
+//
+//   - It restates kube-proxy v1.34's syncProxyRules decisions (cluster and
+//     local endpoints, ready before serving-terminating, internal and
+//     external traffic policy, no-endpoint reject versus drop) but ignores
+//     topology hints and trafficDistribution, which would narrow the
+//     endpoint set on some nodes.
+//   - It checks what must be present, and reports map elements no Service
+//     accounts for; it does not report stale chains, which kube-proxy
+//     flushes at once but deletes only later.
+//   - nodeport-ips is checked only when the dump has it (nodePortAddresses
+//     set); the health-check NodePort is not checked (it is served by
+//     kube-proxy's own listener, not by rules).
+//   - Without Cluster.ClusterCIDRs the masquerade and short-circuit rules
+//     are checked for their shape, whatever source prefix they name.
 package nftables

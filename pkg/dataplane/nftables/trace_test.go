@@ -209,6 +209,29 @@ func TestTraceDump(t *testing.T) {
 			}},
 		},
 		{
+			// kube-dns over UDP: @service-ips keys on the protocol, so
+			// "10.96.0.10 . udp . 53" picks the dns chain, not dns-tcp.
+			name: "kube-dns over UDP from a pod",
+			p:    pkt("10.244.0.6", "10.96.0.10", "udp", 53, dataplane.FromPod),
+			want: dataplane.Result{Verdict: dataplane.Accept, Destinations: []dataplane.Destination{
+				dest("10.244.0.2", 53, 0.5, false, chainPath(prerouting, []string{"service-FY5PMXPG-kube-system/kube-dns/udp/dns", "endpoint-2GKX576Q-kube-system/kube-dns/udp/dns__10.244.0.2/53"}, forwardPost)),
+				dest("10.244.0.3", 53, 0.5, false, chainPath(prerouting, []string{"service-FY5PMXPG-kube-system/kube-dns/udp/dns", "endpoint-SHKW4FT7-kube-system/kube-dns/udp/dns__10.244.0.3/53"}, forwardPost)),
+			}},
+		},
+		{
+			// ClientIP affinity: the dumped affinity sets are empty, so
+			// neither `ip saddr @affinity-...` rule matches and this
+			// first connection is split by numgen like any other; the
+			// endpoint chain's `update @affinity-...` does not change
+			// the packet.
+			name: "affinity Service, first connection",
+			p:    pkt("10.244.0.6", "10.96.254.73", "tcp", 3001, dataplane.FromPod),
+			want: dataplane.Result{Verdict: dataplane.Accept, Destinations: []dataplane.Destination{
+				dest("10.244.0.4", 3000, 0.5, false, chainPath(prerouting, []string{"service-AT7S2JU6-default/affinity-service/tcp/", "endpoint-DH42Q33Z-default/affinity-service/tcp/__10.244.0.4/3000"}, forwardPost)),
+				dest("10.244.0.5", 3000, 0.5, false, chainPath(prerouting, []string{"service-AT7S2JU6-default/affinity-service/tcp/", "endpoint-DVIXU6UP-default/affinity-service/tcp/__10.244.0.5/3000"}, forwardPost)),
+			}},
+		},
+		{
 			// The ip6 kube-proxy table exists but is empty of Services.
 			name: "IPv6 packet, no IPv6 Services",
 			p:    pkt("fd00::1", "fd00::2", "tcp", 80, dataplane.FromPod),
@@ -272,4 +295,20 @@ func TestTraceRejectsBadPackets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTraceAffinityRemembered: once the client is in an endpoint's affinity
+// set (as a dump taken after a first connection shows), the Service chain's
+// `ip saddr @affinity-... goto endpoint-...` rule sends it there every time,
+// before numgen is reached.
+func TestTraceAffinityRemembered(t *testing.T) {
+	d := loadDoc(t)
+	d.addElem(t, "set", "affinity-DVIXU6UP-default/affinity-service/tcp/__10.244.0.5/3000", `{"elem": {"val": "10.244.0.6", "expires": 10000}}`)
+	got, err := NewTracer(d.ruleset(t), []netip.Addr{nodeIP}).Trace(pkt("10.244.0.6", "10.96.254.73", "tcp", 3001, dataplane.FromPod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareResult(t, got, dataplane.Result{Verdict: dataplane.Accept, Destinations: []dataplane.Destination{
+		dest("10.244.0.5", 3000, 1, false, chainPath(prerouting, []string{"service-AT7S2JU6-default/affinity-service/tcp/", "endpoint-DVIXU6UP-default/affinity-service/tcp/__10.244.0.5/3000"}, forwardPost)),
+	}})
 }
