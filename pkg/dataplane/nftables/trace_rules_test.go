@@ -198,3 +198,26 @@ func hundredElements() string {
 	}
 	return strings.Join(els, ",")
 }
+
+// TestTraceConcurrent: a Tracer is read-only after NewTracer, so one may
+// serve many goroutines (run with -race to make this mean something).
+func TestTraceConcurrent(t *testing.T) {
+	tr := NewTracer(loadDump(t), []netip.Addr{nodeIP})
+	done := make(chan error)
+	for _, p := range fuzzPackets {
+		go func() {
+			for range 20 {
+				if _, err := tr.Trace(p); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range fuzzPackets {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
