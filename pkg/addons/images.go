@@ -56,7 +56,7 @@ func archiveName(tag string) string {
 // and returns the archive paths in the order of b.Images.
 func (b build) archives(ctx context.Context, log io.Writer) ([]string, error) {
 	dir := b.cacheDir(ctx)
-	title := fmt.Sprintf("%s from %s@%s", strings.Join(b.tags(), ", "), b.Module.Path, b.Module.Version)
+	title := fmt.Sprintf("add-on %s: %s from %s@%s", b.Name, strings.Join(b.binaries(), ", "), b.Module.Path, b.Module.Version)
 	err := progress.Step(title, func() error {
 		return nodeimage.Cached(dir, func(tmp string) error {
 			bin := filepath.Join(tmp, "bin")
@@ -81,12 +81,12 @@ func (b build) archives(ctx context.Context, log io.Writer) ([]string, error) {
 	return paths, nil
 }
 
-func (b build) tags() []string {
-	var tags []string
+func (b build) binaries() []string {
+	var names []string
 	for _, im := range b.Images {
-		tags = append(tags, im.Tag)
+		names = append(names, im.Binary)
 	}
-	return tags
+	return names
 }
 
 // spec is the image: the binary as the entrypoint, so that manifests that
