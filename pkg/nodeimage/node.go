@@ -155,8 +155,11 @@ func build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	tool := func(name string) string { return filepath.Join(toolsDir, "bin", name) }
 
-	own, err := buildOwnPrograms(ctx, opts.RepoRoot, log)
-	if err != nil {
+	var own ownPrograms
+	if err := progress.Step("netconform's own node programs (runtime shim, podnet)", func() error {
+		own, err = buildOwnPrograms(ctx, opts.RepoRoot, log)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 

@@ -120,6 +120,9 @@ func WriteArchive(spec Spec, dst string) error {
 	if err != nil {
 		return fmt.Errorf("image tag %q: %w", spec.Tag, err)
 	}
+	if err := os.MkdirAll(path.Dir(dst), 0o755); err != nil {
+		return err
+	}
 	tmp := dst + ".partial"
 	if err := tarball.WriteToFile(tmp, ref, img); err != nil {
 		os.Remove(tmp)
