@@ -30,7 +30,14 @@ var pollInterval = time.Second
 type kube struct {
 	dyn    dynamic.Interface
 	cs     kubernetes.Interface
-	mapper *restmapper.DeferredDiscoveryRESTMapper
+	mapper resettableMapper
+}
+
+// resettableMapper maps kinds to API resources from discovery, cached;
+// Reset drops the cache so that kinds of CRDs created since are found.
+type resettableMapper interface {
+	RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error)
+	Reset()
 }
 
 func connect(kubeconfig string) (*kube, error) {
