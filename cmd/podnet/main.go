@@ -41,7 +41,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	c := &podnet.Controller{Client: client, NodeName: node, PodSubnet: subnets, MTU: 1500,
-		Dataplane: podnet.Node{}, ConfPath: podnet.ConfPath}
+		Dataplane: podnet.Node{}, ConfPath: podnet.ConfPath, ReadyFile: "/tmp/podnet-ready"}
 	log.Printf("podnet: node %s, cluster pod subnet %v", node, subnets)
 	if err := c.Run(ctx); err != nil {
 		log.Fatalf("podnet: %v", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +22,21 @@ type Controller struct {
 	MTU       int
 	Dataplane Dataplane
 	ConfPath  string
+	// ReadyFile exists while the last reconcile succeeded; the DaemonSet's
+	// readiness probe checks it, so a node whose routes or masquerade
+	// failed shows as not ready instead of only logging.
+	ReadyFile string
+}
+
+func markReady(path string, ok bool) {
+	if path == "" {
+		return
+	}
+	if ok {
+		_ = os.WriteFile(path, []byte("ok\n"), 0o644)
+	} else {
+		_ = os.Remove(path)
+	}
 }
 
 // Run reconciles on every Node change and at least every resync period.
@@ -49,6 +65,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		if err != nil {
 			log.Printf("podnet: %v (retrying)", err)
 		}
+		markReady(c.ReadyFile, err == nil)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -67,9 +67,9 @@ func (Node) SyncMasquerade(ctx context.Context, noMasq []string) error {
 	if out, err := restore.CombinedOutput(); err != nil {
 		return fmt.Errorf("iptables-restore of %s: %v: %s", masqChain, err, out)
 	}
-	jump := []string{"-t", "nat", "POSTROUTING", "-m", "addrtype", "!", "--dst-type", "LOCAL", "-m", "comment", "--comment", "podnet: masquerade non-local destinations", "-j", masqChain}
-	if err := exec.CommandContext(ctx, "iptables", append([]string{"-w", "-C"}, jump...)...).Run(); err != nil {
-		if out, err := exec.CommandContext(ctx, "iptables", append([]string{"-w", "-A"}, jump...)...).CombinedOutput(); err != nil {
+	jump := []string{"POSTROUTING", "-m", "addrtype", "!", "--dst-type", "LOCAL", "-m", "comment", "--comment", "podnet: masquerade non-local destinations", "-j", masqChain}
+	if err := exec.CommandContext(ctx, "iptables", append([]string{"-w", "-t", "nat", "-C"}, jump...)...).Run(); err != nil {
+		if out, err := exec.CommandContext(ctx, "iptables", append([]string{"-w", "-t", "nat", "-A"}, jump...)...).CombinedOutput(); err != nil {
 			return fmt.Errorf("adding the POSTROUTING jump to %s: %v: %s", masqChain, err, out)
 		}
 	}

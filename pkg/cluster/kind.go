@@ -183,8 +183,13 @@ func (k *Kind) create(ctx context.Context, raw []byte) (string, error) {
 		_ = k.provider.Delete(k.name, k.GetKubeconfig())
 		return "", fmt.Errorf("creating cluster %s: %w", k.name, ctx.Err())
 	}
+	if isUnpublishedPortError(err) {
+		err = k.writeDirectKubeconfig(ctx) // see kubeconfig.go
+	}
 	if err != nil {
-		// kind removes the nodes of a failed create (retain is off).
+		// kind removes the nodes of a failed create (retain is off); make
+		// sure of it, since a failure after kind's own steps leaves them.
+		_ = k.provider.Delete(k.name, k.GetKubeconfig())
 		return "", fmt.Errorf("creating kind cluster %s: %w", k.name, err)
 	}
 	if err := os.WriteFile(k.hashPath(), []byte(hash+"\n"), 0o644); err != nil {
@@ -196,7 +201,7 @@ func (k *Kind) create(ctx context.Context, raw []byte) (string, error) {
 func (k *Kind) loadRestConfig() error {
 	if _, err := os.Stat(k.GetKubeconfig()); err != nil {
 		// A reused cluster whose kubeconfig file was removed: write it again.
-		if err := k.provider.ExportKubeConfig(k.name, k.GetKubeconfig(), false); err != nil {
+		if _, err := k.GenerateKubeconfig(); err != nil {
 			return fmt.Errorf("writing kubeconfig for %s: %w", k.name, err)
 		}
 	}
@@ -209,7 +214,11 @@ func (k *Kind) loadRestConfig() error {
 }
 
 func (k *Kind) GenerateKubeconfig(...string) (string, error) {
-	return k.GetKubeconfig(), k.provider.ExportKubeConfig(k.name, k.GetKubeconfig(), false)
+	err := k.provider.ExportKubeConfig(k.name, k.GetKubeconfig(), false)
+	if isUnpublishedPortError(err) {
+		err = k.writeDirectKubeconfig(context.Background())
+	}
+	return k.GetKubeconfig(), err
 }
 
 // ExportLogs collects kind's node logs (journals, containerd, pods) to dest.

@@ -88,6 +88,10 @@ spec:
         - name: lib-modules
           mountPath: /lib/modules
           readOnly: true
+        readinessProbe:
+          exec:
+            command: ["test", "-f", "/tmp/podnet-ready"]
+          periodSeconds: 2
         resources:
           requests:
             cpu: "50m"
