@@ -45,7 +45,10 @@ func newRunCmd() *cobra.Command {
 				info, err = testbed.Attach(ctx, kc, o.Engine, o.RepoRoot)
 			} else {
 				info, err = testbed.Up(ctx, o)
-				if info != nil && !keep {
+				if info != nil && info.Reused && !keep {
+					progress.Printf("cluster %s existed before this run: keeping it", info.KindCluster)
+				}
+				if info != nil && !info.Reused && !keep {
 					defer func() {
 						// A fresh context: an interrupted run still deletes its cluster.
 						dctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -35,7 +35,11 @@ type Kind struct {
 	stateDir   string // holds kubeconfig and the config hash
 	restConfig *rest.Config
 	provider   *kind.Provider
+	reused     bool
 }
+
+// Reused reports whether the last create found the cluster already there.
+func (k *Kind) Reused() bool { return k.reused }
 
 var _ types.E2EClusterProvider = (*Kind)(nil)
 
@@ -144,6 +148,7 @@ func (k *Kind) create(ctx context.Context, raw []byte) (string, error) {
 		prev, _ := os.ReadFile(k.hashPath())
 		if strings.TrimSpace(string(prev)) == hash {
 			progress.Printf("reusing cluster %s (same config and node image)", k.name)
+			k.reused = true
 			return k.GetKubeconfig(), k.loadRestConfig()
 		}
 		why := "was not created by netconform from this checkout"
@@ -183,9 +188,6 @@ func (k *Kind) create(ctx context.Context, raw []byte) (string, error) {
 		_ = k.provider.Delete(k.name, k.GetKubeconfig())
 		return "", fmt.Errorf("creating cluster %s: %w", k.name, ctx.Err())
 	}
-	if isUnpublishedPortError(err) {
-		err = k.writeDirectKubeconfig(ctx) // see kubeconfig.go
-	}
 	if err != nil {
 		// kind removes the nodes of a failed create (retain is off); make
 		// sure of it, since a failure after kind's own steps leaves them.
@@ -214,11 +216,7 @@ func (k *Kind) loadRestConfig() error {
 }
 
 func (k *Kind) GenerateKubeconfig(...string) (string, error) {
-	err := k.provider.ExportKubeConfig(k.name, k.GetKubeconfig(), false)
-	if isUnpublishedPortError(err) {
-		err = k.writeDirectKubeconfig(context.Background())
-	}
-	return k.GetKubeconfig(), err
+	return k.GetKubeconfig(), k.provider.ExportKubeConfig(k.name, k.GetKubeconfig(), false)
 }
 
 // ExportLogs collects kind's node logs (journals, containerd, pods) to dest.

@@ -22,24 +22,34 @@ func KindNetwork(getenv func(string) string) string {
 // NetworkInfo is what the suite needs to know of the kind network.
 type NetworkInfo struct {
 	Name     string
-	Internal bool
+	Bridge   string // the host's bridge interface for it
+	Internal bool // docker's --internal
+	// Isolated: netconform's host rule keeps its traffic on this machine.
+	Isolated bool
 	Subnet   netip.Prefix // IPv4
 	Gateway  netip.Addr   // the host's address on it
 }
 
-// InspectNetwork reads the network's IPv4 subnet and whether it is internal.
+// InspectNetwork reads the network's IPv4 subnet, bridge and whether it is
+// internal.
 func InspectNetwork(ctx context.Context, engine, name string) (*NetworkInfo, error) {
 	out, err := run.Command(engine, "network", "inspect", "--format",
-		"{{.Internal}}{{range .IPAM.Config}} {{.Subnet}}={{.Gateway}}{{end}}", name).Output(ctx)
+		`{{.Internal}} {{.Id}} {{index .Options "com.docker.network.bridge.name"}}{{range .IPAM.Config}} {{.Subnet}}={{.Gateway}}{{end}}`, name).Output(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("inspecting %s network %q: %w", engine, name, err)
 	}
 	f := strings.Fields(string(out))
-	if len(f) == 0 {
-		return nil, fmt.Errorf("%s network %q: empty inspect output", engine, name)
+	if len(f) < 2 {
+		return nil, fmt.Errorf("%s network %q: unexpected inspect output %q", engine, name, out)
 	}
 	info := &NetworkInfo{Name: name, Internal: f[0] == "true"}
-	for _, c := range f[1:] {
+	rest := f[2:]
+	if len(rest) > 0 && !strings.Contains(rest[0], "=") {
+		info.Bridge, rest = rest[0], rest[1:]
+	} else if len(f[1]) >= 12 {
+		info.Bridge = "br-" + f[1][:12] // docker's default bridge name
+	}
+	for _, c := range rest {
 		sub, gw, _ := strings.Cut(c, "=")
 		p, err := netip.ParsePrefix(sub)
 		if err != nil || !p.Addr().Is4() {
@@ -56,27 +66,61 @@ func InspectNetwork(ctx context.Context, engine, name string) (*NetworkInfo, err
 	return nil, fmt.Errorf("%s network %q has no IPv4 subnet", engine, name)
 }
 
-// EnsureIsolatedNetwork makes sure the kind network exists and, when it is
-// created here, that it is --internal: host ↔ node traffic still flows, but
-// a packet a broken data plane lets escape (a ClusterIP routed to the
-// default gateway) is dropped instead of leaving the machine, where a
-// foreign server could answer it. An existing network is used as it is;
-// the returned info says whether it is isolated.
+// isolationChain holds the host rule that keeps the kind network's traffic
+// on this machine.
+const isolationChain = "NETCONFORM-ISOLATION"
+
+// EnsureIsolatedNetwork makes sure the kind network exists and that nothing
+// sent from it is forwarded off this machine: a packet that a broken data
+// plane lets escape (a ClusterIP routed to the default gateway) is dropped
+// instead of reaching a foreign server that could answer it.
+//
+// Docker's --internal networks are not usable for this: their isolation
+// rules drop every bridged packet whose destination is outside the
+// network's subnet, and kind's data path routes pod subnets via node
+// addresses across that bridge, so pods on different nodes could not talk.
+// Instead the host gets one rule, in its own chain ahead of the engine's:
+// packets entering from the kind bridge may leave only through it.
 func EnsureIsolatedNetwork(ctx context.Context, engine, name string) (*NetworkInfo, error) {
-	if info, err := InspectNetwork(ctx, engine, name); err == nil {
-		if !info.Internal {
-			progress.Printf("warning: %s network %q exists and is not --internal: packets that escape the cluster can leave this machine (delete it when no cluster uses it to let netconform recreate it isolated)", engine, name)
+	info, err := InspectNetwork(ctx, engine, name)
+	if err != nil {
+		args := []string{"network", "create", "--driver", "bridge", "--subnet", "172.18.0.0/16", "--gateway", "172.18.0.1",
+			"--opt", "com.docker.network.bridge.name=br-netconform", "--opt", "com.docker.network.driver.mtu=1500", name}
+		if err := run.Command(engine, args...).Run(ctx); err != nil {
+			return nil, fmt.Errorf("creating the %s network %q (is 172.18.0.0/16 taken by another network? set KIND_EXPERIMENTAL_DOCKER_NETWORK to use another name): %w", engine, name, err)
 		}
-		return info, nil
+		if info, err = InspectNetwork(ctx, engine, name); err != nil {
+			return nil, err
+		}
 	}
-	args := []string{"network", "create", "--internal", "--driver", "bridge", "--subnet", "172.18.0.0/16", "--gateway", "172.18.0.1"}
-	if engine == "docker" {
-		args = append(args, "--opt", "com.docker.network.bridge.enable_ip_masquerade=true", "--opt", "com.docker.network.driver.mtu=1500")
+	if info.Internal {
+		return nil, fmt.Errorf("%s network %q is --internal, which drops pod traffic routed between kind nodes; remove it (%s network rm %s, after deleting the clusters on it) and netconform will create an isolated one", engine, name, engine, name)
 	}
-	args = append(args, name)
-	if err := run.Command(engine, args...).Run(ctx); err != nil {
-		return nil, fmt.Errorf("creating the isolated %s network %q (is 172.18.0.0/16 taken by another network? set KIND_EXPERIMENTAL_DOCKER_NETWORK to use another name): %w", engine, name, err)
+	if err := isolate(ctx, info.Bridge); err != nil {
+		return nil, fmt.Errorf("isolating %s network %q (bridge %s): %w", engine, name, info.Bridge, err)
 	}
-	progress.Printf("created %s network %q as --internal: nothing a cluster sends leaves this machine", engine, name)
-	return InspectNetwork(ctx, engine, name)
+	info.Isolated = true
+	return info, nil
+}
+
+// isolate installs (idempotently) the rule that drops whatever enters from
+// bridge and would leave through another interface.
+func isolate(ctx context.Context, bridge string) error {
+	ipt := func(args ...string) error { return run.Command("iptables", append([]string{"-w"}, args...)...).Run(ctx) }
+	if ipt("-S", isolationChain) != nil {
+		if err := ipt("-N", isolationChain); err != nil {
+			return err
+		}
+	}
+	rule := []string{isolationChain, "-i", bridge, "!", "-o", bridge, "-m", "comment", "--comment", "netconform: nothing from the kind network leaves this host", "-j", "DROP"}
+	if ipt(append([]string{"-C"}, rule...)...) != nil {
+		if err := ipt(append([]string{"-A"}, rule...)...); err != nil {
+			return err
+		}
+		progress.Printf("isolated the kind network: packets from %s are not forwarded off this host (iptables chain %s)", bridge, isolationChain)
+	}
+	if ipt("-C", "FORWARD", "-j", isolationChain) != nil {
+		return ipt("-I", "FORWARD", "1", "-j", isolationChain)
+	}
+	return nil
 }

@@ -64,7 +64,7 @@ func Attach(ctx context.Context, kubeconfig, engine, repoRoot string) (*Info, er
 	if info.KindCluster != "" {
 		net := cluster.KindNetwork(os.Getenv)
 		if n, err := cluster.InspectNetwork(ctx, info.Engine, net); err == nil {
-			info.Network, info.NetworkSubnet, info.NetworkGateway, info.Isolated = n.Name, n.Subnet, n.Gateway, n.Internal
+			info.Network, info.NetworkSubnet, info.NetworkGateway, info.Isolated = n.Name, n.Subnet, n.Gateway, n.Isolated
 		}
 		if info.ProbeImage == "" {
 			k := cluster.NewKind(info.KindCluster, info.Engine, StateDir(repoRoot))

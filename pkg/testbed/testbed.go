@@ -21,6 +21,9 @@ type Info struct {
 	Cell string `json:"cell,omitempty"`
 	// Owned is true when netconform created the cluster (it may delete it).
 	Owned bool `json:"owned"`
+	// Reused is true when the cluster already existed before this run; a
+	// run deletes only clusters it created itself.
+	Reused bool `json:"reused,omitempty"`
 	// KindCluster is the kind cluster name when the cluster is a kind
 	// cluster on this host (nodes reachable through the engine).
 	KindCluster string `json:"kindCluster,omitempty"`
@@ -30,7 +33,8 @@ type Info struct {
 	Network        string       `json:"network,omitempty"`
 	NetworkSubnet  netip.Prefix `json:"networkSubnet,omitempty"`
 	NetworkGateway netip.Addr   `json:"networkGateway,omitempty"`
-	// Isolated says the network is --internal (escaping packets are dropped).
+	// Isolated says netconform's host rule keeps the network's traffic on
+	// this machine (escaping packets are dropped).
 	Isolated bool `json:"isolated"`
 	// ProbeImage is the probe's image as the nodes know it.
 	ProbeImage string `json:"probeImage"`

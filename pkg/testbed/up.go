@@ -124,9 +124,9 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 	}
 	info := &Info{
 		Kubeconfig: k.GetKubeconfig(), Cell: cell.Name, Owned: true, KindCluster: name, Engine: o.Engine,
-		Network: netInfo.Name, NetworkSubnet: netInfo.Subnet, NetworkGateway: netInfo.Gateway, Isolated: netInfo.Internal,
+		Network: netInfo.Name, NetworkSubnet: netInfo.Subnet, NetworkGateway: netInfo.Gateway, Isolated: netInfo.Isolated,
 		ProbeImage: probe.Tag, NodeImage: img.Image, NodeUpstream: img.Upstream, ProxyMode: cell.ProxyMode,
-		KnownFailures: map[string]string{},
+		KnownFailures: map[string]string{}, Reused: k.Reused(),
 	}
 	for _, kf := range cell.KnownFailures {
 		for _, l := range kf.Labels {
