@@ -39,7 +39,7 @@ func Record(name string, v any) {
 	if err != nil {
 		data = []byte(fmt.Sprint(v))
 	}
-	AddReportEntry(name, string(data))
+	AddReportEntry(name, string(data), ReportEntryVisibilityFailureOrVerbose)
 }
 
 // HTTP runs `netprobe http` through r and records the result.
