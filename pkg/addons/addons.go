@@ -44,6 +44,9 @@ type Params struct {
 	// nodes sit on (172.18.0.0/16 by default). MetalLB hands out addresses
 	// from its top, where docker does not allocate container addresses.
 	KindNetworkSubnet netip.Prefix
+	// PoolSlot keeps the address pools of clusters sharing the network
+	// apart (see PoolRange); the cell's index in the matrix.
+	PoolSlot int
 }
 
 // registry lists the add-ons in install order: Traefik's Service is of type

@@ -68,7 +68,7 @@ func TestApplyRetryingThroughWebhookStartup(t *testing.T) {
 	})
 	mapper := newFakeMapper()
 	k := &kube{dyn: dyn, mapper: mapper}
-	pool, err := MetalLBPoolObjects(netip.MustParsePrefix("172.18.0.0/16"))
+	pool, err := MetalLBPoolObjects(netip.MustParsePrefix("172.18.0.0/16"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestApplyRetryingStopsOnRejection(t *testing.T) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "metallb.io", Resource: "ipaddresspools"}, "netconform", errors.New("admission webhook denied the request: overlapping pool"))
 	})
 	k := &kube{dyn: dyn, mapper: newFakeMapper()}
-	pool, _ := MetalLBPoolObjects(netip.MustParsePrefix("172.18.0.0/16"))
+	pool, _ := MetalLBPoolObjects(netip.MustParsePrefix("172.18.0.0/16"), 0)
 	err := k.applyRetrying(context.Background(), pool, 5*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "overlapping pool") || calls != 1 {
 		t.Fatalf("err = %v after %d calls, want the rejection after one", err, calls)

@@ -121,7 +121,7 @@ func TestDecodeManifestRejectsNonObjects(t *testing.T) {
 }
 
 func TestMetalLBPoolObjects(t *testing.T) {
-	objs, err := MetalLBPoolObjects(netip.MustParsePrefix("172.18.0.0/16"))
+	objs, err := MetalLBPoolObjects(netip.MustParsePrefix("172.18.0.0/16"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestMetalLBPoolObjects(t *testing.T) {
 	if !slices.Equal(pools, []string{MetalLBPool}) {
 		t.Errorf("L2Advertisement pools = %v", pools)
 	}
-	if _, err := MetalLBPoolObjects(netip.Prefix{}); err == nil {
+	if _, err := MetalLBPoolObjects(netip.Prefix{}, 0); err == nil {
 		t.Error("no subnet was accepted")
 	}
 }

@@ -113,8 +113,8 @@ func renderMetalLB(native []byte) ([]*unstructured.Unstructured, error) {
 
 // MetalLBPoolObjects renders the IPAddressPool and L2Advertisement for a
 // kind network.
-func MetalLBPoolObjects(subnet netip.Prefix) ([]*unstructured.Unstructured, error) {
-	addrs, err := PoolAddresses(subnet)
+func MetalLBPoolObjects(subnet netip.Prefix, slot int) ([]*unstructured.Unstructured, error) {
+	addrs, err := PoolAddresses(subnet, slot)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (metallb) Install(ctx context.Context, kubeconfig string, p Params) error {
 	if err != nil {
 		return err
 	}
-	pool, err := MetalLBPoolObjects(p.KindNetworkSubnet)
+	pool, err := MetalLBPoolObjects(p.KindNetworkSubnet, p.PoolSlot)
 	if err != nil {
 		return err
 	}

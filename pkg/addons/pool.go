@@ -19,7 +19,12 @@ const (
 // carved from the kind network's IPv4 subnet. The subnet must be large
 // enough that the pool sits in its upper half, away from the container
 // addresses docker allocates from the bottom.
-func PoolRange(subnet netip.Prefix) (first, last netip.Addr, err error) {
+//
+// slot shifts the pool down by 256 addresses per slot, so that clusters of
+// different cells sharing one kind network (each with its own MetalLB) hand
+// out disjoint addresses: slot 0 is 172.18.255.200-250, slot 1
+// 172.18.254.200-250, and so on.
+func PoolRange(subnet netip.Prefix, slot int) (first, last netip.Addr, err error) {
 	if !subnet.IsValid() {
 		return first, last, fmt.Errorf("computing the MetalLB pool: no kind network subnet given")
 	}
@@ -29,20 +34,24 @@ func PoolRange(subnet netip.Prefix) (first, last netip.Addr, err error) {
 	subnet = subnet.Masked()
 	hostBits := 32 - subnet.Bits()
 	size := uint64(1) << hostBits
-	if size/2 < poolSize+poolTopSlack+1 {
-		return first, last, fmt.Errorf("computing the MetalLB pool: kind network subnet %s has %d addresses; a pool of %d in its upper half needs at least a /25", subnet, size, poolSize)
+	if slot < 0 {
+		return first, last, fmt.Errorf("computing the MetalLB pool: negative slot %d", slot)
+	}
+	shift := uint64(slot) * 256
+	if size/2 < shift+poolSize+poolTopSlack+1 {
+		return first, last, fmt.Errorf("computing the MetalLB pool: kind network subnet %s has %d addresses; a pool of %d for slot %d in its upper half needs at least %d", subnet, size, poolSize, slot, 2*(shift+poolSize+poolTopSlack+1))
 	}
 	base := v4ToUint(subnet.Addr())
 	broadcast := base + uint32(size-1)
-	lastU := broadcast - poolTopSlack
+	lastU := broadcast - poolTopSlack - uint32(shift)
 	firstU := lastU - (poolSize - 1)
 	return uintToV4(firstU), uintToV4(lastU), nil
 }
 
 // PoolAddresses renders the pool as MetalLB's IPAddressPool accepts it:
 // "first-last".
-func PoolAddresses(subnet netip.Prefix) (string, error) {
-	first, last, err := PoolRange(subnet)
+func PoolAddresses(subnet netip.Prefix, slot int) (string, error) {
+	first, last, err := PoolRange(subnet, slot)
 	if err != nil {
 		return "", err
 	}

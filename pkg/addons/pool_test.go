@@ -21,7 +21,7 @@ func TestPoolRange(t *testing.T) {
 		{"192.168.7.128/25", "192.168.7.200", "192.168.7.250"},
 		{"10.0.0.0/8", "10.255.255.200", "10.255.255.250"},
 	} {
-		first, last, err := PoolRange(netip.MustParsePrefix(tc.subnet))
+		first, last, err := PoolRange(netip.MustParsePrefix(tc.subnet), 0)
 		if err != nil {
 			t.Errorf("PoolRange(%s): %v", tc.subnet, err)
 			continue
@@ -42,10 +42,10 @@ func TestPoolRangeRejects(t *testing.T) {
 	}{
 		{netip.Prefix{}, "no kind network subnet"},
 		{netip.MustParsePrefix("fc00:f853:ccd:e793::/64"), "not IPv4"},
-		{netip.MustParsePrefix("172.18.0.0/26"), "at least a /25"},
-		{netip.MustParsePrefix("172.18.0.1/32"), "at least a /25"},
+		{netip.MustParsePrefix("172.18.0.0/26"), "needs at least"},
+		{netip.MustParsePrefix("172.18.0.1/32"), "needs at least"},
 	} {
-		_, _, err := PoolRange(tc.subnet)
+		_, _, err := PoolRange(tc.subnet, 0)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("PoolRange(%s) error = %v, want one mentioning %q", tc.subnet, err, tc.want)
 		}
@@ -53,8 +53,22 @@ func TestPoolRangeRejects(t *testing.T) {
 }
 
 func TestPoolAddresses(t *testing.T) {
-	got, err := PoolAddresses(netip.MustParsePrefix("172.18.0.0/16"))
+	got, err := PoolAddresses(netip.MustParsePrefix("172.18.0.0/16"), 0)
 	if err != nil || got != "172.18.255.200-172.18.255.250" {
 		t.Fatalf("PoolAddresses = %q, %v", got, err)
+	}
+}
+
+func TestPoolSlotsAreDisjoint(t *testing.T) {
+	subnet := netip.MustParsePrefix("172.18.0.0/16")
+	first, last, err := PoolRange(subnet, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.String() != "172.18.254.200" || last.String() != "172.18.254.250" {
+		t.Errorf("slot 1 = %s-%s, want 172.18.254.200-172.18.254.250", first, last)
+	}
+	if _, _, err := PoolRange(netip.MustParsePrefix("172.18.0.0/24"), 1); err == nil {
+		t.Error("a /24 has no room for slot 1")
 	}
 }

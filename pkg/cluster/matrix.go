@@ -28,6 +28,7 @@ type Cell struct {
 
 	// Filled in on load.
 	Name      string            `json:"-"` // e.g. v1.34/iptables
+	Index     int               `json:"-"` // position in the matrix
 	Path      string            `json:"-"` // absolute path of the kind config
 	Raw       []byte            `json:"-"`
 	Kind      *v1alpha4.Cluster `json:"-"`
@@ -57,7 +58,8 @@ func LoadMatrix(dir string) (*Matrix, error) {
 		return nil, fmt.Errorf("parsing %s: %w", filepath.Join(dir, "matrix.yaml"), err)
 	}
 	m.Dir, _ = filepath.Abs(dir)
-	for _, c := range m.Cells {
+	for i, c := range m.Cells {
+		c.Index = i
 		c.Path = filepath.Join(m.Dir, c.Config)
 		c.Name = strings.TrimSuffix(c.Config, ".yaml")
 		if !semver.IsValid(c.Kubernetes) {

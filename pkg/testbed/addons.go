@@ -15,7 +15,7 @@ import (
 
 // installAddons builds (or takes from the cache) the cell's add-ons, loads
 // their images into every node, installs them and waits until they work.
-func installAddons(ctx context.Context, k *cluster.Kind, names []string, net *cluster.NetworkInfo, info *Info) error {
+func installAddons(ctx context.Context, k *cluster.Kind, names []string, net *cluster.NetworkInfo, slot int, info *Info) error {
 	list, err := addons.InOrder(names)
 	if err != nil {
 		return err
@@ -36,7 +36,7 @@ func installAddons(ctx context.Context, k *cluster.Kind, names []string, net *cl
 			if err := k.LoadArchives(ctx, imgs...); err != nil {
 				return err
 			}
-			if err := a.Install(ctx, k.GetKubeconfig(), addons.Params{KindNetworkSubnet: net.Subnet}); err != nil {
+			if err := a.Install(ctx, k.GetKubeconfig(), addons.Params{KindNetworkSubnet: net.Subnet, PoolSlot: slot}); err != nil {
 				return fmt.Errorf("installing %s: %w", a.Name(), err)
 			}
 			rctx, cancel := context.WithTimeout(ctx, 4*time.Minute)

@@ -133,7 +133,7 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 			info.KnownFailures[l] = kf.Reason
 		}
 	}
-	if err := installAddons(ctx, k, cell.Addons, netInfo, info); err != nil {
+	if err := installAddons(ctx, k, cell.Addons, netInfo, cell.Index, info); err != nil {
 		return nil, err
 	}
 	if err := progress.Step("waiting for nodes, kube-proxy, CNI and CoreDNS", func() error {
