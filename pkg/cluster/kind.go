@@ -36,6 +36,8 @@ type Kind struct {
 	restConfig *rest.Config
 	provider   *kind.Provider
 	reused     bool
+	// waitReady is how long create waits for the control plane to be Ready.
+	waitReady time.Duration
 }
 
 // Reused reports whether the last create found the cluster already there.
@@ -46,8 +48,16 @@ var _ types.E2EClusterProvider = (*Kind)(nil)
 // NewKind makes a provider for the named cluster. stateDir is where its
 // kubeconfig lives (never the user's ~/.kube/config).
 func NewKind(name, engine, stateDir string) *Kind {
-	k := &Kind{name: name, engine: engine, stateDir: filepath.Join(stateDir, name)}
+	k := &Kind{name: name, engine: engine, stateDir: filepath.Join(stateDir, name), waitReady: 4 * time.Minute}
 	return k.SetDefaults().(*Kind)
+}
+
+// WithWaitForReady sets how long create waits for the control plane node to
+// be Ready (4 minutes unless set). 0 does not wait: a cluster made without
+// kind's default CNI cannot have a Ready node before its CNI is installed.
+func (k *Kind) WithWaitForReady(d time.Duration) *Kind {
+	k.waitReady = d
+	return k
 }
 
 // WithNodeImage sets the node image and the kubeadm patches it needs.
@@ -167,7 +177,7 @@ func (k *Kind) create(ctx context.Context, raw []byte) (string, error) {
 	opts := []kind.CreateOption{
 		kind.CreateWithV1Alpha4Config(cfg),
 		kind.CreateWithKubeconfigPath(k.GetKubeconfig()),
-		kind.CreateWithWaitForReady(4 * time.Minute),
+		kind.CreateWithWaitForReady(k.waitReady),
 		kind.CreateWithDisplayUsage(false),
 		kind.CreateWithDisplaySalutation(false),
 	}
@@ -186,12 +196,14 @@ func (k *Kind) create(ctx context.Context, raw []byte) (string, error) {
 		_ = k.provider.Delete(k.name, k.GetKubeconfig())
 		<-done
 		_ = k.provider.Delete(k.name, k.GetKubeconfig())
+		_ = os.RemoveAll(k.stateDir)
 		return "", fmt.Errorf("creating cluster %s: %w", k.name, ctx.Err())
 	}
 	if err != nil {
 		// kind removes the nodes of a failed create (retain is off); make
 		// sure of it, since a failure after kind's own steps leaves them.
 		_ = k.provider.Delete(k.name, k.GetKubeconfig())
+		_ = os.RemoveAll(k.stateDir)
 		return "", fmt.Errorf("creating kind cluster %s: %w", k.name, err)
 	}
 	if err := os.WriteFile(k.hashPath(), []byte(hash+"\n"), 0o644); err != nil {
