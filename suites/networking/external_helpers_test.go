@@ -1,0 +1,155 @@
+package networking
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/netconform/netconform/pkg/probe"
+	"github.com/netconform/netconform/pkg/stats"
+	"github.com/netconform/netconform/suites/internal/harness"
+)
+
+// Helpers shared by the specs of traffic entering the cluster from outside
+// (nodeport, source-ip, loadbalancer, ingress).
+
+// awaitDataPlane retries check until it passes, within harness.Converge (the
+// data plane catching up with an API change), and records how many probes
+// that took and when the passing one started, so the report shows
+// convergence as well as outcomes (a first probe passing means the data
+// plane was ready before the spec looked).
+func awaitDataPlane(ctx SpecContext, what string, check func(g Gomega)) {
+	start := time.Now()
+	var n int
+	var last time.Time
+	Eventually(ctx, func(g Gomega) {
+		n++
+		last = time.Now()
+		check(g)
+	}).WithTimeout(harness.Converge).WithPolling(time.Second).Should(Succeed(), func() string {
+		return fmt.Sprintf("%s: not within %s (%d probes)", what, harness.Converge, n)
+	})
+	AddReportEntry("converged: "+what, fmt.Sprintf("probe %d passed, started %s after the first", n, last.Sub(start).Round(time.Millisecond)))
+}
+
+func fetchService(ctx context.Context, ns, name string) *corev1.Service {
+	svc, err := env.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	Expect(err).NotTo(HaveOccurred(), "getting Service %s/%s", ns, name)
+	return svc
+}
+
+// onlyNodePort is the node port of the Service's only port.
+func onlyNodePort(svc *corev1.Service) int32 {
+	Expect(svc.Spec.Ports).To(HaveLen(1), "Service %s/%s ports", svc.Namespace, svc.Name)
+	np := svc.Spec.Ports[0].NodePort
+	Expect(np).NotTo(BeZero(), "Service %s/%s (type %s) has no node port", svc.Namespace, svc.Name, svc.Spec.Type)
+	return np
+}
+
+// addrURL is http://ip:port/path.
+func addrURL(ip netip.Addr, port int32, path string) string {
+	return "http://" + netip.AddrPortFrom(ip, uint16(port)).String() + path
+}
+
+// expectAllAnsweredBy asserts that every one of res's requests got a 2xx
+// answer naming one of pods.
+func expectAllAnsweredBy(g Gomega, res probe.HTTPResult, pods []string, what string) {
+	g.Expect(res.Unattributed).To(BeZero(), "%s: answers naming no pod (something other than a probe answered): %+v", what, res)
+	g.Expect(res.OK).To(Equal(res.Total), "%s: of %d requests %d got a 2xx from a pod; statuses %v, errors %v %v", what, res.Total, res.OK, res.Statuses, res.Errors, res.ErrorSamples)
+	_, foreign := stats.CountsFor(pods, res.Pods)
+	g.Expect(foreign).To(BeEmpty(), "%s: answers from pods other than %v: %v", what, pods, foreign)
+}
+
+// seenClientIPs is the union of the client addresses the pods reported on
+// /clientip.
+func seenClientIPs(res probe.HTTPResult) []string {
+	var out []string
+	for _, ips := range res.ClientIPs {
+		for _, ip := range ips {
+			if !slices.Contains(out, ip) {
+				out = append(out, ip)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// expectSpreadUniform asserts that the answers spread evenly over pods: the
+// chi-square test of uniformity at α = 0.001 does not reject.
+func expectSpreadUniform(res probe.HTTPResult, pods []string, what string) stats.GoodnessOfFit {
+	counts, foreign := stats.CountsFor(pods, res.Pods)
+	Expect(foreign).To(BeEmpty(), "%s: answers from pods other than %v: %v", what, pods, foreign)
+	fit, err := stats.ChiSquareUniform(counts, spreadAlpha)
+	Expect(err).NotTo(HaveOccurred())
+	AddReportEntry("chi-square: "+what, fit.String())
+	Expect(fit.Uniform()).To(BeTrue(), "%s: answers per pod %v (order %v) are not uniform: %s", what, res.Pods, pods, fit)
+	return fit
+}
+
+// spreadAlpha and spreadPower fix the statistics of spreading specs: a
+// correct proxy fails by bad luck with probability 0.001, and one endpoint
+// taking twice its share is caught with probability 0.99.
+const (
+	spreadAlpha = 0.001
+	spreadPower = 0.99
+	spreadRatio = 2
+)
+
+// spreadSampleSize is K for n endpoints: stats.SampleSize(n, 0.001, 0.99, 2).
+func spreadSampleSize(n int) int {
+	k, err := stats.SampleSize(n, spreadAlpha, spreadPower, spreadRatio)
+	Expect(err).NotTo(HaveOccurred())
+	return k
+}
+
+// proxyHealth is kube-proxy's answer on a Service's healthCheckNodePort.
+type proxyHealth struct {
+	Status  int
+	Service struct {
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+	} `json:"service"`
+	LocalEndpoints int `json:"localEndpoints"`
+}
+
+// readProxyHealth reads http://ip:port/healthz from this process (on a
+// kind host, the network's gateway: outside the cluster like the external
+// client), for what the probe does not report: the body, in which
+// kube-proxy names the Service and counts its local endpoints.
+func readProxyHealth(ctx context.Context, ip netip.Addr, port int32) (proxyHealth, error) {
+	var hc proxyHealth
+	c := &http.Client{
+		Timeout:   2 * time.Second,
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, addrURL(ip, port, "/healthz"), nil)
+	if err != nil {
+		return hc, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return hc, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return hc, err
+	}
+	hc.Status = resp.StatusCode
+	if err := json.Unmarshal(body, &hc); err != nil {
+		return hc, fmt.Errorf("status %d, body %q: %w", resp.StatusCode, body, err)
+	}
+	return hc, nil
+}
