@@ -236,6 +236,7 @@ func build(ctx context.Context, opts Options) (*Result, error) {
 	}); err != nil {
 		return nil, err
 	}
+	removeOlder(ctx, opts.Engine, v, tag)
 	return res, nil
 }
 
@@ -280,6 +281,23 @@ func assemble(ctx context.Context, engine, rootTar, ctxDir, tag, version string,
 		return fmt.Errorf("committing the node image: %w", err)
 	}
 	return nil
+}
+
+// removeOlder drops superseded node images of the same version (their
+// inputs changed); an image a cluster still runs on stays, as the engine
+// refuses to remove it.
+func removeOlder(ctx context.Context, engine, version, keep string) {
+	out, err := run.Command(engine, "images", "--format", "{{.Repository}}:{{.Tag}}", ImageRepo).Output(ctx)
+	if err != nil {
+		return
+	}
+	for _, ref := range strings.Fields(string(out)) {
+		if ref != keep && strings.HasPrefix(ref, ImageRepo+":"+version+"-") {
+			if run.Command(engine, "rmi", ref).Run(ctx) == nil {
+				progress.Printf("removed superseded node image %s", ref)
+			}
+		}
+	}
 }
 
 func strconvQuote(s string) string {
