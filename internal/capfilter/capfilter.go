@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/moby/sys/capability"
+	"golang.org/x/sys/unix"
 )
 
 // Bounding returns the names (CAP_X) of the capabilities in this process's
@@ -98,7 +99,11 @@ func FilterFile(path string, isSpec bool, held map[string]bool) error {
 		}
 		process = p
 	}
-	if !FilterProcess(process, held) {
+	changed := FilterProcess(process, held)
+	if !held["CAP_SYS_RESOURCE"] && ClampRlimits(process, OwnHardLimit) {
+		changed = true
+	}
+	if !changed {
 		return nil
 	}
 	out, err := json.Marshal(doc)
@@ -110,4 +115,58 @@ func FilterFile(path string, isSpec bool, held map[string]bool) error {
 		return err
 	}
 	return os.WriteFile(path, out, info.Mode().Perm())
+}
+
+// rlimitTypes maps OCI rlimit names to their resource numbers.
+var rlimitTypes = map[string]int{
+	"RLIMIT_CPU": unix.RLIMIT_CPU, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_DATA": unix.RLIMIT_DATA,
+	"RLIMIT_STACK": unix.RLIMIT_STACK, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK,
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO,
+	"RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
+}
+
+// ClampRlimits lowers, in an OCI process object, resource limits whose hard
+// value exceeds this process's own hard limit: raising a hard limit needs
+// CAP_SYS_RESOURCE, so without it runc fails with "error setting rlimit".
+// Podman asks for RLIMIT_NOFILE 1048576 by default. It reports whether
+// anything changed.
+func ClampRlimits(process map[string]any, limit func(resource int) (uint64, bool)) bool {
+	list, ok := process["rlimits"].([]any)
+	if !ok {
+		return false
+	}
+	changed := false
+	for _, item := range list {
+		rl, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		typ, _ := rl["type"].(string)
+		res, known := rlimitTypes[typ]
+		if !known {
+			continue
+		}
+		max, ok := limit(res)
+		if !ok {
+			continue
+		}
+		for _, k := range []string{"hard", "soft"} {
+			if v, ok := rl[k].(float64); ok && v > float64(max) {
+				rl[k] = float64(max)
+				changed = true
+			}
+		}
+	}
+	return changed
+}
+
+// OwnHardLimit is this process's hard limit for a resource.
+func OwnHardLimit(resource int) (uint64, bool) {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(resource, &r); err != nil {
+		return 0, false
+	}
+	return r.Max, true
 }
