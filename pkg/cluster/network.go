@@ -31,22 +31,31 @@ type NetworkInfo struct {
 }
 
 // InspectNetwork reads the network's IPv4 subnet, bridge and whether it is
-// internal.
+// internal, from docker's or podman's own view of it.
 func InspectNetwork(ctx context.Context, engine, name string) (*NetworkInfo, error) {
-	out, err := run.Command(engine, "network", "inspect", "--format",
-		`{{.Internal}} {{.Id}} {{index .Options "com.docker.network.bridge.name"}}{{range .IPAM.Config}} {{.Subnet}}={{.Gateway}}{{end}}`, name).Output(ctx)
+	format := `{{.Internal}} {{.Id}} {{or (index .Options "com.docker.network.bridge.name") "-"}}{{range .IPAM.Config}} {{.Subnet}}={{.Gateway}}{{end}}`
+	if engine == "podman" {
+		format = `{{.Internal}} {{.ID}} {{or .NetworkInterface "-"}}{{range .Subnets}} {{.Subnet}}={{.Gateway}}{{end}}`
+	}
+	out, err := run.Command(engine, "network", "inspect", "--format", format, name).Output(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("inspecting %s network %q: %w", engine, name, err)
 	}
-	f := strings.Fields(string(out))
+	return parseInspect(name, string(out))
+}
+
+// parseInspect reads "<internal> <id> <bridge or -> <subnet>=<gateway>...".
+func parseInspect(name, out string) (*NetworkInfo, error) {
+	f := strings.Fields(out)
 	if len(f) < 2 {
-		return nil, fmt.Errorf("%s network %q: unexpected inspect output %q", engine, name, out)
+		return nil, fmt.Errorf("network %q: unexpected inspect output %q", name, out)
 	}
 	info := &NetworkInfo{Name: name, Internal: f[0] == "true"}
 	rest := f[2:]
 	if len(rest) > 0 && !strings.Contains(rest[0], "=") {
 		info.Bridge, rest = rest[0], rest[1:]
-	} else if len(f[1]) >= 12 {
+	}
+	if info.Bridge == "-" && len(f[1]) >= 12 {
 		info.Bridge = "br-" + f[1][:12] // docker's default bridge name
 	}
 	for _, c := range rest {
@@ -63,7 +72,19 @@ func InspectNetwork(ctx context.Context, engine, name string) (*NetworkInfo, err
 		}
 		return info, nil
 	}
-	return nil, fmt.Errorf("%s network %q has no IPv4 subnet", engine, name)
+	return nil, fmt.Errorf("network %q has no IPv4 subnet", name)
+}
+
+// networkCreateArgs are the arguments creating the kind network. Docker and
+// podman get different subnets and bridges so both engines can host
+// clusters side by side.
+func networkCreateArgs(engine, name string) []string {
+	if engine == "podman" {
+		return []string{"network", "create", "--driver", "bridge", "--subnet", "172.29.0.0/16", "--gateway", "172.29.0.1",
+			"--interface-name", "br-nc-podman", name}
+	}
+	return []string{"network", "create", "--driver", "bridge", "--subnet", "172.18.0.0/16", "--gateway", "172.18.0.1",
+		"--opt", "com.docker.network.bridge.name=br-netconform", "--opt", "com.docker.network.driver.mtu=1500", name}
 }
 
 // isolationChain holds the host rule that keeps the kind network's traffic
@@ -84,10 +105,9 @@ const isolationChain = "NETCONFORM-ISOLATION"
 func EnsureIsolatedNetwork(ctx context.Context, engine, name string) (*NetworkInfo, error) {
 	info, err := InspectNetwork(ctx, engine, name)
 	if err != nil {
-		args := []string{"network", "create", "--driver", "bridge", "--subnet", "172.18.0.0/16", "--gateway", "172.18.0.1",
-			"--opt", "com.docker.network.bridge.name=br-netconform", "--opt", "com.docker.network.driver.mtu=1500", name}
+		args := networkCreateArgs(engine, name)
 		if err := run.Command(engine, args...).Run(ctx); err != nil {
-			return nil, fmt.Errorf("creating the %s network %q (is 172.18.0.0/16 taken by another network? set KIND_EXPERIMENTAL_DOCKER_NETWORK to use another name): %w", engine, name, err)
+			return nil, fmt.Errorf("creating the %s network %q (is its subnet taken by another network? set KIND_EXPERIMENTAL_DOCKER_NETWORK to use another name): %w", engine, name, err)
 		}
 		if info, err = InspectNetwork(ctx, engine, name); err != nil {
 			return nil, err
