@@ -23,7 +23,7 @@ func KindNetwork(getenv func(string) string) string {
 type NetworkInfo struct {
 	Name     string
 	Bridge   string // the host's bridge interface for it
-	Internal bool // docker's --internal
+	Internal bool   // docker's --internal
 	// Isolated: netconform's host rule keeps its traffic on this machine.
 	Isolated bool
 	Subnet   netip.Prefix // IPv4
@@ -126,7 +126,9 @@ func EnsureIsolatedNetwork(ctx context.Context, engine, name string) (*NetworkIn
 // isolate installs (idempotently) the rule that drops whatever enters from
 // bridge and would leave through another interface.
 func isolate(ctx context.Context, bridge string) error {
-	ipt := func(args ...string) error { return run.Command("iptables", append([]string{"-w"}, args...)...).Run(ctx) }
+	ipt := func(args ...string) error {
+		return run.Command("iptables", append([]string{"-w"}, args...)...).Run(ctx)
+	}
 	if ipt("-S", isolationChain) != nil {
 		if err := ipt("-N", isolationChain); err != nil {
 			return err
