@@ -124,7 +124,6 @@ func (s *snapshot) findings(m proxyMode) ([]string, error) {
 // dumps as they were checked.
 func converged(ctx context.Context, m proxyMode, ns string) *snapshot {
 	var last *snapshot
-	var lastFindings []string
 	start := time.Now()
 	attempts := 0
 	DeferCleanup(func() {
@@ -132,21 +131,24 @@ func converged(ctx context.Context, m proxyMode, ns string) *snapshot {
 			attachRules(m, last)
 		}
 	})
-	Eventually(ctx, func(ctx context.Context) ([]string, error) {
+	Eventually(ctx, func(ctx context.Context) error {
 		attempts++
 		s, err := takeSnapshot(ctx, m, ns)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		fs, err := s.findings(m)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		last, lastFindings = s, fs
-		return fs, nil
-	}).WithTimeout(harness.Converge).WithPolling(time.Second).Should(BeEmpty(), func() string {
-		return fmt.Sprintf("kube-proxy (%s mode) rules on %d node(s) still differ from the Services and EndpointSlices of %s after %s (%d snapshots); last findings:\n  %s",
-			m.name(), nodeCount(last), ns, harness.Converge, attempts, strings.Join(lastFindings, "\n  "))
+		last = s
+		if len(fs) > 0 {
+			return fmt.Errorf("%d finding(s):\n  %s", len(fs), strings.Join(fs, "\n  "))
+		}
+		return nil
+	}).WithTimeout(harness.Converge).WithPolling(time.Second).Should(Succeed(), func() string {
+		return fmt.Sprintf("kube-proxy (%s mode) rules on %d node(s) still differ from the Services and EndpointSlices of %s after %s (%d snapshots; the last one's findings follow)",
+			m.name(), nodeCount(last), ns, harness.Converge, attempts)
 	})
 	AddReportEntry("rules converged", fmt.Sprintf("%s mode: every node's rules matched %s after %s (%d snapshots)", m.name(), ns, time.Since(start).Round(10*time.Millisecond), attempts))
 	return last
