@@ -115,9 +115,10 @@ func resolve(ip, host string) netip.Addr {
 // the specs run one at a time (Serial): two live Ingresses for one host
 // would leave the controller to pick between namespaces.
 var _ = Describe("Ingress hello (host hello.test.com)", Label("ingress"), Serial, func() {
-	// deploy returns the controller's address and the hello and world pods.
-	deploy := func(ctx SpecContext, ns string) (netip.Addr, []string, []string) {
-		class := ingressClass(ctx)
+	// deploy deploys the seed Ingress for class and returns the controller's
+	// address and the hello and world pods. Each spec looks for the class
+	// first, so that a cluster without one skips before creating anything.
+	deploy := func(ctx SpecContext, ns string, class networkingv1.IngressClass) (netip.Addr, []string, []string) {
 		env.Deploy(ctx, ns, fixtures.Ingress, func(p *fixtures.Params) { p.IngressClassName = class.Name })
 		addr, from := ingressAddress(ctx, ns, class)
 		AddReportEntry("ingress address", fmt.Sprintf("%s from %s (IngressClass %s, controller %s)", addr, from, class.Name, class.Spec.Controller))
@@ -130,9 +131,10 @@ var _ = Describe("Ingress hello (host hello.test.com)", Label("ingress"), Serial
 	const k = 10
 
 	It("sends requests for its host to the hello Service's pods", func(ctx SpecContext) {
-		ns := env.Namespace(ctx)
+		class := ingressClass(ctx)
 		external := env.External()
-		addr, hello, _ := deploy(ctx, ns)
+		ns := env.Namespace(ctx)
+		addr, hello, _ := deploy(ctx, ns, class)
 		url := addrURL(addr, 80, "/")
 		what := fmt.Sprintf("external client → %s Host %s", url, fixtures.IngressHost)
 		awaitDataPlane(ctx, what, func(g Gomega) {
@@ -142,9 +144,10 @@ var _ = Describe("Ingress hello (host hello.test.com)", Label("ingress"), Serial
 	})
 
 	It("answers 404 for an unknown host, without reaching a hello pod", func(ctx SpecContext) {
-		ns := env.Namespace(ctx)
+		class := ingressClass(ctx)
 		external := env.External()
-		addr, hello, world := deploy(ctx, ns)
+		ns := env.Namespace(ctx)
+		addr, hello, world := deploy(ctx, ns, class)
 		url := addrURL(addr, 80, "/")
 		// First the known host, so that a 404 below is the controller
 		// routing, not a controller that has not yet read the Ingress.
@@ -161,9 +164,10 @@ var _ = Describe("Ingress hello (host hello.test.com)", Label("ingress"), Serial
 	})
 
 	It("routes the /world prefix to the world Service's pods", func(ctx SpecContext) {
-		ns := env.Namespace(ctx)
+		class := ingressClass(ctx)
 		external := env.External()
-		addr, _, world := deploy(ctx, ns)
+		ns := env.Namespace(ctx)
+		addr, _, world := deploy(ctx, ns, class)
 		url := addrURL(addr, 80, fixtures.WorldPath)
 		what := fmt.Sprintf("external client → %s Host %s", url, fixtures.IngressHost)
 		awaitDataPlane(ctx, what, func(g Gomega) {

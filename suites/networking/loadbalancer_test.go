@@ -40,12 +40,7 @@ var noLoadBalancer struct {
 // unless the testbed installed MetalLB itself, in which case that is a
 // failure of the add-on.
 func loadBalancerAddress(ctx SpecContext, ns string, tweak ...func(*fixtures.Params)) netip.Addr {
-	noLoadBalancer.Lock()
-	reason := noLoadBalancer.reason
-	noLoadBalancer.Unlock()
-	if reason != "" {
-		Skip(reason)
-	}
+	skipIfNoLoadBalancer()
 	env.Deploy(ctx, ns, fixtures.LoadBalancer, tweak...)
 	start := time.Now()
 	addr, err := fixtures.WaitLoadBalancer(ctx, env.Resources, ns, fixtures.LoadBalancerService, lbAddressBudget)
@@ -72,10 +67,23 @@ func loadBalancerAddress(ctx SpecContext, ns string, tweak ...func(*fixtures.Par
 	return ip
 }
 
+// skipIfNoLoadBalancer skips at once when an earlier spec of this process
+// found no LoadBalancer implementation; specs call it before creating
+// their namespace.
+func skipIfNoLoadBalancer() {
+	noLoadBalancer.Lock()
+	reason := noLoadBalancer.reason
+	noLoadBalancer.Unlock()
+	if reason != "" {
+		Skip("an earlier spec of this run found: " + reason)
+	}
+}
+
 var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func() {
 	const port = fixtures.LoadBalancerPort
 
 	It("is reached from outside at its load-balancer address and spreads requests over both pods", func(ctx SpecContext) {
+		skipIfNoLoadBalancer()
 		ns := env.Namespace(ctx)
 		external := env.External()
 		lb := loadBalancerAddress(ctx, ns)
@@ -98,6 +106,7 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 	})
 
 	It("preserves the client's address with externalTrafficPolicy Local", func(ctx SpecContext) {
+		skipIfNoLoadBalancer()
 		ns := env.Namespace(ctx)
 		external := env.ExternalAt(ctx)
 		lb := loadBalancerAddress(ctx, ns, func(p *fixtures.Params) { p.ExternalTrafficPolicy = "Local" })
@@ -114,6 +123,7 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 	})
 
 	It("admits a client inside loadBalancerSourceRanges and drops one outside", func(ctx SpecContext) {
+		skipIfNoLoadBalancer()
 		ns := env.Namespace(ctx)
 		allowed := env.ExternalAt(ctx)
 		denied := env.ExternalAt(ctx)
