@@ -62,6 +62,9 @@ func Ensure(ctx context.Context, provider, repoRoot string) (*Report, error) {
 		return nil, err
 	}
 	rep.ShimNeeded, rep.MissingCaps = need, missing
+	if err := ensureInotify(); err != nil {
+		return nil, err
+	}
 	if need {
 		progress.Printf("capability bounding set lacks %s: privileged containers need the runtime shim", strings.Join(missing, ", "))
 		if err := installShim(ctx, repoRoot); err != nil {
