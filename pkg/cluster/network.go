@@ -80,8 +80,7 @@ func parseInspect(name, out string) (*NetworkInfo, error) {
 // clusters side by side.
 func networkCreateArgs(engine, name string) []string {
 	if engine == "podman" {
-		return []string{"network", "create", "--driver", "bridge", "--subnet", "172.29.0.0/16", "--gateway", "172.29.0.1",
-			"--interface-name", "br-nc-podman", name}
+		return []string{"network", "create", "--driver", "bridge", "--subnet", "172.29.0.0/16", "--gateway", "172.29.0.1", name}
 	}
 	return []string{"network", "create", "--driver", "bridge", "--subnet", "172.18.0.0/16", "--gateway", "172.18.0.1",
 		"--opt", "com.docker.network.bridge.name=br-netconform", "--opt", "com.docker.network.driver.mtu=1500", name}
