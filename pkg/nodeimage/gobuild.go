@@ -81,7 +81,11 @@ func wrapperGoMod(dir string, m goModule, srcDir string, nestedVersion func(stri
 				if nestedVersion == nil {
 					return fmt.Errorf("%s@%s replaces %s with a local path; no rule to map it to a published version", m.Path, m.Version, from)
 				}
-				replaces = append(replaces, fmt.Sprintf("\t%s => %s %s", from, from, nestedVersion(from)))
+				// "" drops the replace: etcd guards modules it must never
+				// use with replaces to ./FORBIDDEN_DEPENDENCY.
+				if nv := nestedVersion(from); nv != "" {
+					replaces = append(replaces, fmt.Sprintf("\t%s => %s %s", from, from, nv))
+				}
 			} else if ver != "" {
 				replaces = append(replaces, fmt.Sprintf("\t%s => %s %s", from, to, ver))
 			}

@@ -63,6 +63,13 @@ func TestWrapperGoModMapsLocalReplaces(t *testing.T) {
 			t.Errorf("wrapper go.mod lacks %q:\n%s", want, got)
 		}
 	}
+	// A mapping to "" drops the replace (etcd's FORBIDDEN_DEPENDENCY guards).
+	if err := wrapperGoMod(dst, m, src, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "go.mod")); strings.Contains(string(got), "etcd/api/v3 =>") {
+		t.Errorf("replace mapped to \"\" must be dropped:\n%s", got)
+	}
 	if err := wrapperGoMod(dst, m, src, nil); err == nil {
 		t.Error("a local replace with no mapping must be an error")
 	}

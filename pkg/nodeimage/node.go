@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/semver"
+
 	"github.com/netconform/netconform/internal/progress"
 	"github.com/netconform/netconform/internal/run"
 	"github.com/netconform/netconform/pkg/ociimage"
@@ -135,7 +137,14 @@ func build(ctx context.Context, opts Options) (*Result, error) {
 			out := filepath.Join(tmp, "bin")
 			// etcd's modules replace their siblings (../api, ../pkg) with local
 			// paths: outside the repository those are the same release.
-			sameRelease := func(string) string { return etcd.Version }
+			// Replaces of modules outside the release's major version (the
+			// guards against go.etcd.io/etcd and go.etcd.io/tests/v3) are dropped.
+			sameRelease := func(path string) string {
+				if strings.HasPrefix(path, "go.etcd.io/etcd/") && strings.HasSuffix(path, "/"+semver.Major(etcd.Version)) {
+					return etcd.Version
+				}
+				return ""
+			}
 			if err := buildGoModule(ctx, goModule{Path: etcd.Module, Version: etcd.Version, Mains: etcd.Mains, Out: "etcd"}, out, sameRelease, log); err != nil {
 				return err
 			}
