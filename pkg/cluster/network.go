@@ -123,7 +123,11 @@ func EnsureIsolatedNetwork(ctx context.Context, engine, name string) (*NetworkIn
 }
 
 // isolate installs (idempotently) the rule that drops whatever enters from
-// bridge and would leave through another interface.
+// bridge and would leave through another interface. With Docker the jump
+// lives in DOCKER-USER, the chain Docker evaluates before its own FORWARD
+// rules and never rewrites; elsewhere (podman's netavark) it is kept first
+// in FORWARD, re-asserted on every run because engines insert their own
+// jumps at the top when they create networks.
 func isolate(ctx context.Context, bridge string) error {
 	ipt := func(args ...string) error {
 		return run.Command("iptables", append([]string{"-w"}, args...)...).Run(ctx)
@@ -140,8 +144,19 @@ func isolate(ctx context.Context, bridge string) error {
 		}
 		progress.Printf("isolated the kind network: packets from %s are not forwarded off this host (iptables chain %s)", bridge, isolationChain)
 	}
-	if ipt("-C", "FORWARD", "-j", isolationChain) != nil {
-		return ipt("-I", "FORWARD", "1", "-j", isolationChain)
+	hook := "FORWARD"
+	if ipt("-S", "DOCKER-USER") == nil {
+		hook = "DOCKER-USER"
 	}
-	return nil
+	first, err := run.Command("iptables", "-w", "-S", hook, "1").Output(ctx)
+	if err == nil && strings.TrimSpace(string(first)) == "-A "+hook+" -j "+isolationChain {
+		return nil
+	}
+	for ipt("-D", hook, "-j", isolationChain) == nil {
+	}
+	if hook == "DOCKER-USER" {
+		for ipt("-D", "FORWARD", "-j", isolationChain) == nil { // from older netconform versions
+		}
+	}
+	return ipt("-I", hook, "1", "-j", isolationChain)
 }
