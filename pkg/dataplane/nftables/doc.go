@@ -13,8 +13,9 @@
 //
 //   - NewTracer walks the kube-proxy table(s) of the packet's family the way
 //     netfilter would for the first packet of a connection, forking at
-//     `numgen random mod N vmap { ... }` with probability 1/N per element, and
-//     returns a dataplane.Result: destinations with probabilities, per-branch
+//     `numgen random mod N vmap { ... }` with probability 1/N per element
+//     (and likewise at kube-proxy v1.37's `dnat ip to numgen random mod N
+//     map { i : addr . port }`), and returns a dataplane.Result: destinations with probabilities, per-branch
 //     masquerade and chain path, or the rule that dropped or rejected.
 //
 //   - Check derives, from corev1.Service, discoveryv1.EndpointSlice and the

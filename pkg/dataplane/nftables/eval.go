@@ -155,7 +155,7 @@ func (r *run) stmt(tb *Table, c *Chain, rule *Rule, s Stmt, b *branch) (out, []o
 		b.mark = v.num
 		return goOn(b), nil, nil
 	case NAT:
-		return r.nat(s, b)
+		return r.nat(tb, c, rule, s, b)
 	case Reject:
 		return out{b: b, kind: outReject, dec: decision{c: c, r: rule, via: b.via}}, nil, nil
 	case Counter:
@@ -192,34 +192,108 @@ func (r *run) verdict(v VerdictExpr, b *branch, c *Chain, rule *Rule) out {
 	}
 }
 
-func (r *run) nat(n NAT, b *branch) (out, []out, error) {
+func (r *run) nat(tb *Table, c *Chain, rule *Rule, n NAT, b *branch) (out, []out, error) {
 	switch n.Kind {
 	case "dnat":
 		if n.Addr == nil {
 			return out{}, nil, errors.New("dnat without an address")
 		}
-		a, ok := literal(n.Addr)
-		if !ok || a.kind != vAddr {
-			return out{}, nil, fmt.Errorf("dnat address %s is not a constant address", exprString(n.Addr))
+		if ml, ok := n.Addr.(MapLookup); ok {
+			return r.dnatMap(tb, c, rule, n, ml, b)
 		}
-		if a.addr.Is4() != b.dst.Is4() {
-			return out{}, nil, fmt.Errorf("dnat to %s changes the address family", a.addr)
+		if err := dnatTo(b, n.Addr, n.Port); err != nil {
+			return out{}, nil, err
 		}
-		b.dst = a.addr
-		if n.Port != nil {
-			p, ok := literal(n.Port)
-			if !ok || p.kind != vNum || p.num > 0xffff {
-				return out{}, nil, fmt.Errorf("dnat port %s is not a constant port", exprString(n.Port))
-			}
-			b.dport = uint16(p.num)
-		}
-		b.dnat = true
 	case "snat", "masquerade":
 		// Either way the source is rewritten to a node address, which
 		// is what Destination.Masquerade reports.
 		b.masq = true
 	default:
 		return out{}, nil, fmt.Errorf("%s is not modelled", n.Kind)
+	}
+	return out{b: b, kind: outNAT}, nil, nil
+}
+
+// dnatTo rewrites b's destination to addr (a constant address, or the
+// `address . port` concatenation a DNAT map yields) and port, if given.
+func dnatTo(b *branch, addr, port Expr) error {
+	if cc, ok := addr.(Concat); ok {
+		if len(cc) != 2 {
+			return fmt.Errorf("dnat to %s: want address . port", exprString(addr))
+		}
+		if port != nil {
+			return fmt.Errorf("dnat to %s with port %s: two ports", exprString(addr), exprString(port))
+		}
+		addr, port = cc[0], cc[1]
+	}
+	a, ok := literal(addr)
+	if !ok || a.kind != vAddr {
+		return fmt.Errorf("dnat address %s is not a constant address", exprString(addr))
+	}
+	if a.addr.Is4() != b.dst.Is4() {
+		return fmt.Errorf("dnat to %s changes the address family", a.addr)
+	}
+	if port != nil {
+		p, ok := literal(port)
+		if !ok || p.kind != vNum || p.num > 0xffff {
+			return fmt.Errorf("dnat port %s is not a constant port", exprString(port))
+		}
+		b.dport = uint16(p.num)
+	}
+	b.dst = a.addr
+	b.dnat = true
+	return nil
+}
+
+// dnatMap is `dnat to <key> map <data>`: the element covering the key
+// gives the new destination. A numgen key forks the branch over the
+// elements, as a numgen vmap does; a key no element covers ends the rule
+// without DNAT, as nft's failed lookup does.
+func (r *run) dnatMap(tb *Table, c *Chain, rule *Rule, n NAT, ml MapLookup, b *branch) (out, []out, error) {
+	elems, name, err := r.mapElements(tb, ml.Data)
+	if err != nil {
+		return out{}, nil, err
+	}
+	if ng, ok := ml.Key.(Numgen); ok {
+		shares, covered, err := r.numgenShares(ng, elems)
+		if err != nil {
+			return out{}, nil, err
+		}
+		var outs []out
+		for _, sh := range shares {
+			child := b.fork(b.prob * float64(sh.n) / float64(ng.Mod))
+			if sh.el.Value == nil {
+				return out{}, nil, fmt.Errorf("numgen element %s has no value", sh.el.Key)
+			}
+			if err := dnatTo(child, sh.el.Value, n.Port); err != nil {
+				return out{}, nil, fmt.Errorf("element %s: %w", sh.el.Key, err)
+			}
+			outs = append(outs, out{b: child, kind: outNAT})
+		}
+		if covered < ng.Mod {
+			outs = append(outs, stop(b.fork(b.prob*float64(ng.Mod-covered)/float64(ng.Mod))))
+		}
+		return out{}, outs, nil
+	}
+	key, absent, err := r.eval(tb, ml.Key, b)
+	if err != nil {
+		return out{}, nil, err
+	}
+	if absent {
+		return stop(b), nil, nil
+	}
+	el, found, err := r.lookup(tb, ml.Data, elems, key)
+	if err != nil {
+		return out{}, nil, err
+	}
+	if !found {
+		return stop(b), nil, nil
+	}
+	if el.Value == nil {
+		return out{}, nil, fmt.Errorf("element %s of %s has no value", el.Key, name)
+	}
+	if err := dnatTo(b, el.Value, n.Port); err != nil {
+		return out{}, nil, fmt.Errorf("element %s of %s: %w", el.Key, name, err)
 	}
 	return out{b: b, kind: outNAT}, nil, nil
 }
@@ -276,17 +350,28 @@ func (r *run) mapElements(tb *Table, data Expr) ([]Element, string, error) {
 	return nil, "", fmt.Errorf("%s is not a map", exprString(data))
 }
 
-// numgen forks b over the elements of an anonymous map keyed by a random
-// number in [offset, offset+mod): each element's share is the count of
-// numbers it covers over mod; numbers no element covers fall through.
-func (r *run) numgen(c *Chain, rule *Rule, ng Numgen, elems []Element, b *branch) ([]out, error) {
+// numgenShare is an element of a numgen-keyed map with the count of
+// numbers in [offset, offset+mod) it covers.
+type numgenShare struct {
+	el Element
+	n  uint64
+}
+
+// numgenShares reads the elements of a map keyed by a random number in
+// [offset, offset+mod): each element's share is the count of numbers it
+// covers; covered is their sum, the rest falls through. It counts the
+// branches the shares will become against maxBranches.
+func (r *run) numgenShares(ng Numgen, elems []Element) ([]numgenShare, uint64, error) {
 	if ng.Mode != "random" && ng.Mode != "inc" {
-		return nil, fmt.Errorf("numgen mode %q is not modelled", ng.Mode)
+		return nil, 0, fmt.Errorf("numgen mode %q is not modelled", ng.Mode)
 	}
 	if ng.Mod == 0 {
-		return nil, errors.New("numgen mod 0")
+		return nil, 0, errors.New("numgen mod 0")
 	}
 	lo, hi := ng.Offset, ng.Offset+ng.Mod-1
+	if hi < lo {
+		return nil, 0, fmt.Errorf("numgen offset %d mod %d overflows", ng.Offset, ng.Mod)
+	}
 	type span struct {
 		from, to uint64
 		el       Element
@@ -295,7 +380,7 @@ func (r *run) numgen(c *Chain, rule *Rule, ng Numgen, elems []Element, b *branch
 	for _, el := range elems {
 		from, to, err := numSpan(el.Key)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		from, to = max(from, lo), min(to, hi)
 		if from > to {
@@ -307,22 +392,36 @@ func (r *run) numgen(c *Chain, rule *Rule, ng Numgen, elems []Element, b *branch
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].from < sorted[j].from })
 	for i := 1; i < len(sorted); i++ {
 		if sorted[i].from <= sorted[i-1].to {
-			return nil, fmt.Errorf("numgen map elements %s and %s overlap", sorted[i-1].el.Key, sorted[i].el.Key)
+			return nil, 0, fmt.Errorf("numgen map elements %s and %s overlap", sorted[i-1].el.Key, sorted[i].el.Key)
 		}
 	}
 	r.forks += len(spans)
 	if r.forks > maxBranches {
-		return nil, fmt.Errorf("more than %d branches", maxBranches)
+		return nil, 0, fmt.Errorf("more than %d branches", maxBranches)
+	}
+	shares := make([]numgenShare, len(spans))
+	covered := uint64(0)
+	for i, sp := range spans {
+		shares[i] = numgenShare{el: sp.el, n: sp.to - sp.from + 1}
+		covered += shares[i].n
+	}
+	return shares, covered, nil
+}
+
+// numgen forks b over the elements of an anonymous verdict map keyed by a
+// random number: each element's share of mod is its probability; numbers
+// no element covers fall through.
+func (r *run) numgen(c *Chain, rule *Rule, ng Numgen, elems []Element, b *branch) ([]out, error) {
+	shares, covered, err := r.numgenShares(ng, elems)
+	if err != nil {
+		return nil, err
 	}
 	var outs []out
-	covered := uint64(0)
-	for _, sp := range spans {
-		n := sp.to - sp.from + 1
-		covered += n
-		child := b.fork(b.prob * float64(n) / float64(ng.Mod))
-		ve, ok := sp.el.Value.(VerdictExpr)
+	for _, sh := range shares {
+		child := b.fork(b.prob * float64(sh.n) / float64(ng.Mod))
+		ve, ok := sh.el.Value.(VerdictExpr)
 		if !ok {
-			return nil, fmt.Errorf("numgen element %s has no verdict", sp.el.Key)
+			return nil, fmt.Errorf("numgen element %s has no verdict", sh.el.Key)
 		}
 		outs = append(outs, r.verdict(ve, child, c, rule))
 	}

@@ -64,6 +64,15 @@ type Numgen struct {
 	Offset uint64
 }
 
+// MapLookup is `<key> map <data>`: the value of the element of a map
+// (a SetRef) or anonymous map (an AnonSet) whose key covers Key. kube-proxy
+// v1.37 DNATs through one, `dnat ip to numgen random mod N map { 0 : ip .
+// port, ... }`, whose values are address . port concatenations.
+type MapLookup struct {
+	Key  Expr
+	Data Expr
+}
+
 // Concat is `a . b . c`, the key of kube-proxy's service maps.
 type Concat []Expr
 
@@ -118,6 +127,7 @@ func (CT) isExpr()          {}
 func (Fib) isExpr()         {}
 func (Numgen) isExpr()      {}
 func (Concat) isExpr()      {}
+func (MapLookup) isExpr()   {}
 func (Binop) isExpr()       {}
 func (Prefix) isExpr()      {}
 func (Range) isExpr()       {}
@@ -173,6 +183,8 @@ func (n Numgen) String() string {
 	}
 	return s
 }
+
+func (m MapLookup) String() string { return exprString(m.Key) + " map " + exprString(m.Data) }
 
 func (c Concat) String() string {
 	parts := make([]string, len(c))
@@ -357,6 +369,10 @@ func (m Mangle) String() string {
 
 func (n NAT) String() string {
 	s := n.Kind
+	if _, isMap := n.Addr.(MapLookup); isMap && n.Family != "" {
+		// nft names the family of a mapped address: `dnat ip to ...`.
+		s += " " + n.Family
+	}
 	if n.Addr != nil || n.Port != nil {
 		s += " to "
 		if n.Addr != nil {

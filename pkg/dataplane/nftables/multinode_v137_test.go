@@ -136,9 +136,7 @@ type multiNodeV137Case struct {
 }
 
 // TestMultiNodeV137TracesMatchTheCluster checks hand-made predictions on
-// the v1.37 dumps and that they are what the cluster did. A case whose
-// trace the tracer refuses (it does not yet read v1.37's `dnat to numgen
-// ... map`) is skipped with the tracer's reason; the others run.
+// the v1.37 dumps and that they are what the cluster did.
 func TestMultiNodeV137TracesMatchTheCluster(t *testing.T) {
 	const (
 		backend  = "10.96.160.170"
@@ -248,7 +246,7 @@ func TestMultiNodeV137TracesMatchTheCluster(t *testing.T) {
 			tr := NewTracer(readMultiNodeV137(t, tc.node), []netip.Addr{netip.MustParseAddr(multiNodeV137IPs[tc.node])})
 			res, err := tr.Trace(tc.pkt)
 			if err != nil {
-				t.Skipf("the tracer cannot follow this packet through kube-proxy v1.37's table yet: %v", err)
+				t.Fatalf("trace: %v", err)
 			}
 			if res.Verdict != tc.verdict {
 				t.Fatalf("verdict %s (rule %q), want %s", res.Verdict, res.Rule, tc.verdict)

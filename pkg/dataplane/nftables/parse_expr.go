@@ -414,6 +414,31 @@ func parseExpr(v any, at *path, depth int) (Expr, error) {
 			out = append(out, el)
 		}
 		return out, nil
+	case "map":
+		o, err := asObj(body, at)
+		if err != nil {
+			return nil, err
+		}
+		key, err := fieldExpr(o, "key", depth)
+		if err != nil {
+			return nil, err
+		}
+		data, err := fieldExpr(o, "data", depth)
+		if err != nil {
+			return nil, err
+		}
+		switch d := data.(type) {
+		case SetRef:
+		case AnonSet:
+			for i, el := range d {
+				if el.Value == nil {
+					return nil, errAt(o.path("data").index(i), "map lookup data is a set, not a map")
+				}
+			}
+		default:
+			return nil, errAt(o.path("data"), "want a map reference or an anonymous map, got %s", exprString(data))
+		}
+		return MapLookup{Key: key, Data: data}, nil
 	case "elem":
 		return parseElem(body, at, depth)
 	case "accept", "drop", "continue", "return", "jump", "goto":
