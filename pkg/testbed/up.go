@@ -99,6 +99,14 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 		return nil, err
 	}
 	k := cluster.NewKind(name, o.Engine, StateDir(o.RepoRoot)).WithNodeImage(img.Image, img.KubeadmPatches)
+	addonNames := cell.Addons
+	if cell.CNI != "" && cell.CNI != "podnet" {
+		// The cell's CNI is an add-on (kind's default CNI is disabled): no
+		// node can be Ready before it is installed, so kind must not wait,
+		// and it is installed first (the add-on order puts CNIs first).
+		k.WithWaitForReady(0)
+		addonNames = append([]string{cell.CNI}, addonNames...)
+	}
 	if err := progress.Step(fmt.Sprintf("cluster %s (%s, Kubernetes %s, %s)", name, cell.Name, cell.Kubernetes, cell.ProxyMode), func() error {
 		_, err := k.CreateWithConfig(ctx, cell.Path)
 		return err
@@ -133,7 +141,7 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 			info.KnownFailures[l] = kf.Reason
 		}
 	}
-	if err := installAddons(ctx, k, cell.Addons, netInfo, cell.Index, info); err != nil {
+	if err := installAddons(ctx, k, addonNames, netInfo, cell.Index, info); err != nil {
 		return nil, err
 	}
 	if err := progress.Step("waiting for nodes, kube-proxy, CNI and CoreDNS", func() error {
