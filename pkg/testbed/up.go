@@ -142,7 +142,7 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 		}
 	}
 	if err := installAddons(ctx, k, addonNames, netInfo, cell.Index, info); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w\n(cluster %s is left running for inspection: KUBECONFIG=%s; remove it with make cluster-delete CLUSTER_CONFIG=clusters/%s)", err, name, k.GetKubeconfig(), cell.Config)
 	}
 	if err := progress.Step("waiting for nodes, kube-proxy, CNI and CoreDNS", func() error {
 		return cluster.WaitReady(ctx, k.KubernetesRestConfig(), 5*time.Minute)
