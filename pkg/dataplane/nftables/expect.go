@@ -26,6 +26,48 @@ type Cluster struct {
 	MasqueradeMark uint32
 }
 
+// Layout is the shape of kube-proxy's nftables table, which changed between
+// releases.
+type Layout string
+
+const (
+	// LayoutV134 is kube-proxy v1.34's table: Service chains balance with
+	// `numgen random mod N vmap { i : goto endpoint-... }`, endpoint
+	// chains mark hairpin traffic and DNAT, marking goes through the
+	// mark-for-masquerade chain.
+	LayoutV134 Layout = "v1.34"
+	// LayoutV137 is kube-proxy v1.37's table: Service chains DNAT
+	// themselves, `dnat ip to numgen random mod N map { i : addr . port }`
+	// (or `dnat to addr:port` for one endpoint), endpoint chains exist
+	// only for ClientIP affinity, masquerade marks are set inline, and
+	// hairpin traffic is masqueraded through @hairpin-connections.
+	LayoutV137 Layout = "v1.37"
+)
+
+// DetectLayout tells which layout a kube-proxy table has: v1.37 when it has
+// the hairpin-connections set, or, lacking the mark-for-masquerade chain,
+// when some chain DNATs through a map; v1.34 otherwise.
+func DetectLayout(tb *Table) Layout {
+	if tb.Set("hairpin-connections") != nil {
+		return LayoutV137
+	}
+	if tb.Chain("mark-for-masquerade") != nil {
+		return LayoutV134
+	}
+	for _, c := range tb.Chains {
+		for _, r := range c.Rules {
+			for _, st := range r.Stmts {
+				if n, ok := st.(NAT); ok && n.Kind == "dnat" {
+					if _, isMap := n.Addr.(MapLookup); isMap {
+						return LayoutV137
+					}
+				}
+			}
+		}
+	}
+	return LayoutV134
+}
+
 // CheckID names one expectation, so a report can group findings and a test
 // can prove that each check can fail.
 type CheckID string
@@ -46,7 +88,7 @@ const (
 	CheckLocalChain    CheckID = "local-chain"         // Local-policy chain missing or not limited to this node's endpoints
 	CheckExternalChain CheckID = "external-chain"      // external chain does not apply the external traffic policy
 	CheckEndpointChain CheckID = "endpoint-chain"      // endpoint chain missing or DNATs elsewhere
-	CheckHairpin       CheckID = "hairpin"             // endpoint chain does not masquerade its own traffic
+	CheckHairpin       CheckID = "hairpin"             // an endpoint's own traffic through its Service is not masqueraded
 	CheckFirewall      CheckID = "firewall"            // loadBalancerSourceRanges not enforced
 	CheckAffinity      CheckID = "affinity"            // ClientIP session affinity not programmed
 	CheckUnexpected    CheckID = "unexpected"          // a map element no Service accounts for
@@ -80,8 +122,9 @@ func (f Finding) String() string {
 	return fmt.Sprintf("[%s] %s: %s", f.Check, where, f.Message)
 }
 
-// Check derives what kube-proxy v1.34 in nftables mode must have written
-// for every Service port on c.Node and compares it with rs. An empty
+// Check derives what kube-proxy in nftables mode must have written for
+// every Service port on c.Node and compares it with rs, in the layout
+// (DetectLayout) of each kube-proxy table: v1.34's or v1.37's. An empty
 // result means the dump holds everything expected (it may hold more; extra
 // map elements are reported, extra chains are not, since kube-proxy
 // deletes stale chains only after a delay).
@@ -112,7 +155,7 @@ func Check(rs *Ruleset, c Cluster) []Finding {
 			}
 			continue
 		}
-		ck := &checker{tb: tb, c: &c, v6: v6, expected: map[*Set]map[string]bool{}, index: map[*Set]map[string]int{}}
+		ck := &checker{tb: tb, c: &c, v6: v6, layout: DetectLayout(tb), expected: map[*Set]map[string]bool{}, index: map[*Set]map[string]int{}}
 		ck.table(ports)
 		for _, sp := range ports {
 			ck.service(sp)
@@ -128,6 +171,7 @@ type checker struct {
 	tb       *Table
 	c        *Cluster
 	v6       bool
+	layout   Layout
 	findings []Finding
 	// expected records, per map, the keys some Service accounts for.
 	expected map[*Set]map[string]bool
@@ -177,8 +221,12 @@ func (ck *checker) nodeIPs() []netip.Addr {
 // table checks what every Service relies on: the fixed chains, maps and
 // the mark handling.
 func (ck *checker) table(ports []*servicePort) {
-	for _, name := range []string{"services", "masquerading", "mark-for-masquerade", "reject-chain",
-		"service-endpoints-check", "nodeport-endpoints-check", "firewall-check", "cluster-ips-check"} {
+	chains := []string{"services", "masquerading", "reject-chain",
+		"service-endpoints-check", "nodeport-endpoints-check", "firewall-check", "cluster-ips-check"}
+	if ck.layout == LayoutV134 {
+		chains = append(chains, "mark-for-masquerade")
+	}
+	for _, name := range chains {
 		if ck.tb.Chain(name) == nil {
 			ck.report(CheckTable, nil, "chain %s is missing", name)
 		}
@@ -190,6 +238,9 @@ func (ck *checker) table(ports []*servicePort) {
 	}
 	if ck.tb.Set("cluster-ips") == nil {
 		ck.report(CheckTable, nil, "set cluster-ips is missing")
+	}
+	if ck.layout == LayoutV137 && ck.tb.Set("hairpin-connections") == nil {
+		ck.report(CheckTable, nil, "set hairpin-connections is missing")
 	}
 
 	for _, j := range []struct{ hook, target string }{
@@ -212,7 +263,12 @@ func (ck *checker) table(ports []*servicePort) {
 	if c := ck.tb.Chain("mark-for-masquerade"); c != nil && !slices.ContainsFunc(c.Rules, func(r *Rule) bool { return setsMark(r, "|", mark) }) {
 		ck.report(CheckMarkForMasq, nil, "mark-for-masquerade does not set meta mark | 0x%08x", mark)
 	}
-	ck.masquerading(mark)
+	if ck.layout == LayoutV137 {
+		ck.masqueradingV137(mark)
+		ck.clusterIPMasquerade(mark)
+	} else {
+		ck.masquerading(mark)
+	}
 
 	if set := ck.tb.Set("nodeport-ips"); set != nil && slices.ContainsFunc(ports, func(sp *servicePort) bool { return sp.nodePort != 0 }) {
 		for _, ip := range ck.nodeIPs() {
@@ -293,11 +349,24 @@ func (ck *checker) service(sp *servicePort) {
 	if sp.usesLocalChain() {
 		ck.balance(sp, LocalChainPrefix+sp.base(), sp.local, CheckLocalChain)
 	}
-	if sp.hasInternal() {
+	if sp.hasInternal() && ck.layout == LayoutV134 {
 		ck.clusterMasquerade(sp)
 	}
 	if sp.usesExternalChain() {
 		ck.externalChain(sp)
+	}
+	if ck.layout == LayoutV137 {
+		// Endpoint chains exist only for ClientIP affinity; hairpin
+		// traffic is masqueraded through @hairpin-connections.
+		for _, e := range sp.reachable {
+			if sp.affinity {
+				ck.endpointChain(sp, e)
+			}
+			if e.local {
+				ck.hairpinElement(sp, e)
+			}
+		}
+		return
 	}
 	for _, e := range sp.reachable {
 		ck.endpointChain(sp, e)
@@ -401,6 +470,10 @@ func (ck *checker) balance(sp *servicePort, chain string, want []endpoint, id Ch
 		ck.report(id, sp, "chain %s is missing; want it to balance over %s", chain, endpointList(want))
 		return
 	}
+	if ck.layout == LayoutV137 && !sp.affinity {
+		ck.balanceDNAT(sp, c, want, id)
+		return
+	}
 	lb, ok := loadBalancer(c)
 	if !ok {
 		ck.report(id, sp, "chain %s has no numgen rule; want it to balance over %s", chain, endpointList(want))
@@ -496,17 +569,23 @@ func (ck *checker) externalChain(sp *servicePort) {
 	localChain := LocalChainPrefix + sp.base()
 	var uncondMasq, fibMasq, fibShort, podShort bool
 	final := ""
+	mark := uint64(ck.c.MasqueradeMark)
 	for _, r := range c.Rules {
+		ms := matchesOf(r)
+		if ck.marksForMasquerade(r, mark) {
+			switch {
+			case len(ms) == 0:
+				uncondMasq = true
+			case isFibSaddrLocal(ms):
+				fibMasq = true
+			}
+			continue
+		}
 		v, ok := lastVerdict(r)
 		if !ok {
 			continue
 		}
-		ms := matchesOf(r)
 		switch {
-		case v.Kind == "jump" && v.Target == "mark-for-masquerade" && len(ms) == 0:
-			uncondMasq = true
-		case v.Kind == "jump" && v.Target == "mark-for-masquerade" && isFibSaddrLocal(ms):
-			fibMasq = true
 		case v.Kind == "goto" && v.Target == clusterChain && isFibSaddrLocal(ms):
 			fibShort = true
 		case v.Kind == "goto" && v.Target == clusterChain && len(ms) == 1 && ms[0].Op == "==" && exprString(ms[0].Left) == ck.ipX()+" saddr":
@@ -517,7 +596,7 @@ func (ck *checker) externalChain(sp *servicePort) {
 	}
 	if !sp.etpLocal {
 		if !uncondMasq {
-			ck.report(CheckExternalChain, sp, "chain %s does not jump to mark-for-masquerade for externalTrafficPolicy Cluster", name)
+			ck.report(CheckExternalChain, sp, "chain %s does not %s for externalTrafficPolicy Cluster", name, ck.markWords())
 		}
 		if final != clusterChain {
 			ck.report(CheckExternalChain, sp, "chain %s goes to %q, want %s", name, final, clusterChain)
@@ -552,6 +631,9 @@ func (ck *checker) endpointChain(sp *servicePort, e endpoint) {
 	}
 	if d, ok := dnatOf(c); !ok || d != e.String() {
 		ck.report(CheckEndpointChain, sp, "chain %s DNATs to %q, want %s", name, d, e)
+	}
+	if ck.layout == LayoutV137 {
+		return // hairpin: see hairpinElement
 	}
 	for _, r := range c.Rules {
 		v, ok := lastVerdict(r)

@@ -94,7 +94,11 @@ func (ck *checker) absent(sp *servicePort, id CheckID, mapName string, vals []va
 // unexpected reports elements of the Service maps that no Service port on
 // this node accounts for: leftovers of deleted Services or endpoints.
 func (ck *checker) unexpected() {
-	for _, name := range []string{"cluster-ips", "service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports", "firewall-ips"} {
+	names := []string{"cluster-ips", "service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports", "firewall-ips"}
+	if ck.layout == LayoutV137 {
+		names = append(names, hairpinSet)
+	}
+	for _, name := range names {
 		set := ck.tb.Set(name)
 		if set == nil {
 			continue
