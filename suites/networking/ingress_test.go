@@ -66,7 +66,7 @@ func ingressAddress(ctx SpecContext, ns string, class networkingv1.IngressClass)
 		Expect(err).NotTo(HaveOccurred())
 		last = ing
 		for _, in := range ing.Status.LoadBalancer.Ingress {
-			if a := resolve(in.IP, in.Hostname); a.IsValid() {
+			if a := ingressPointAddr(in.IP, in.Hostname); a.IsValid() {
 				return a, "Ingress status"
 			}
 		}
@@ -83,7 +83,7 @@ func ingressAddress(ctx SpecContext, ns string, class networkingv1.IngressClass)
 		svc, err := env.Client.CoreV1().Services(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err == nil {
 			for _, in := range svc.Status.LoadBalancer.Ingress {
-				if a := resolve(in.IP, in.Hostname); a.IsValid() {
+				if a := ingressPointAddr(in.IP, in.Hostname); a.IsValid() {
 					return a, fmt.Sprintf("Service %s/%s of controller %s (the Ingress status stayed empty)", ref.Namespace, ref.Name, class.Spec.Controller)
 				}
 			}
@@ -98,7 +98,9 @@ func ingressAddress(ctx SpecContext, ns string, class networkingv1.IngressClass)
 	return netip.Addr{}, ""
 }
 
-func resolve(ip, host string) netip.Addr {
+// ingressPointAddr is a load-balancer ingress point as an address: its IP,
+// or its host name resolved as a client would.
+func ingressPointAddr(ip, host string) netip.Addr {
 	if a, err := netip.ParseAddr(ip); err == nil {
 		return a
 	}
