@@ -298,8 +298,8 @@ func (m *nftablesMode) check(n *nodeRules, s *snapshot) ([]string, error) {
 		}
 		out = append(out, f.String())
 	}
-	if tb := rs.Table("ip", nftables.KubeProxyTable); len(out) > 0 && tb != nil && tb.Set("hairpin-connections") != nil && tb.Chain("mark-for-masquerade") == nil {
-		out = append(out, "note: this kube-proxy table has the newer layout (a hairpin-connections set, Service chains that DNAT through numgen maps, no mark-for-masquerade chain; kube-proxy v1.37 writes it), while pkg/dataplane/nftables's expectations describe the v1.34 layout: findings about endpoint chains and masquerade marking may be the checker's, not the cluster's")
+	if tb := rs.Table("ip", nftables.KubeProxyTable); len(out) > 0 && tb != nil {
+		out = append(out, fmt.Sprintf("note: the ip kube-proxy table was checked as kube-proxy %s's layout", nftables.DetectLayout(tb)))
 	}
 	return out, nil
 }
