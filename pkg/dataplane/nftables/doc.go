@@ -19,8 +19,11 @@
 //     masquerade and chain path, or the rule that dropped or rejected.
 //
 //   - Check derives, from corev1.Service, discoveryv1.EndpointSlice and the
-//     node, what kube-proxy v1.34 must have written for each Service port, and
-//     returns precise Findings for what the dump lacks or gets wrong.
+//     node, what kube-proxy must have written for each Service port, in the
+//     table's layout (DetectLayout: v1.34's endpoint chains and
+//     mark-for-masquerade chain, or v1.37's DNAT maps, inline masquerade
+//     marks and @hairpin-connections), and returns precise Findings for
+//     what the dump lacks or gets wrong.
 //
 // # Chain names
 //
