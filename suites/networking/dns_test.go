@@ -1,0 +1,247 @@
+package networking
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/netconform/netconform/pkg/fixtures"
+	"github.com/netconform/netconform/pkg/probe"
+	"github.com/netconform/netconform/suites/internal/harness"
+)
+
+// Cluster DNS as a pod sees it. The A records of a ClusterIP Service by its
+// three name forms are in backend_test.go; here: the resolver configuration
+// the kubelet writes, SRV, PTR, NXDOMAIN and headless Services.
+var _ = Describe("cluster DNS", Label("dns"), func() {
+	It("configures a pod's resolver with the kube-dns ClusterIP, search <ns>.svc.<domain> svc.<domain> <domain>, and ndots:5", func(ctx SpecContext) {
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.Client)
+		kubeDNS := mustService(ctx, "kube-system", "kube-dns").Spec.ClusterIP
+		client := env.InPod(ns, fixtures.ClientPod)
+
+		res := harness.DNS(ctx, client, probe.DNSOptions{Name: "kubernetes.default", Type: "A", Count: 1})
+		rc := res.ResolvConf
+		domain := clusterDomain(ctx, ns, rc)
+		Expect(rc.Nameservers).To(Equal([]string{kubeDNS}), "nameservers in the client's resolv.conf (%+v) must be exactly the kube-dns Service's ClusterIP %s", rc, kubeDNS)
+		want := []string{ns + ".svc." + domain, "svc." + domain, domain}
+		Expect(len(rc.Search)).To(BeNumerically(">=", 3), "search list %v must start with %v", rc.Search, want)
+		Expect(rc.Search[:3]).To(Equal(want), "search list %v must start with %v", rc.Search, want)
+		Expect(rc.Ndots).To(Equal(5), "ndots in the client's resolv.conf (%+v)", rc)
+	})
+
+	It("answers SRV _http._tcp.<svc>.<ns>.svc.<domain> with the named port 3000 and the Service's FQDN", func(ctx SpecContext) {
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.Backend)
+		env.Deploy(ctx, ns, fixtures.Client)
+		client := env.InPod(ns, fixtures.ClientPod)
+		domain := clusterDomain(ctx, ns, resolvConf(ctx, client))
+		fqdn := fixtures.BackendService + "." + ns + ".svc." + domain
+
+		name := "_http._tcp." + fqdn
+		res := harness.DNS(ctx, client, probe.DNSOptions{Name: name, Type: "SRV", Count: 3})
+		for i, q := range res.Queries {
+			Expect(q.Rcode).To(Equal("NOERROR"), "SRV query %d for %q: rcode %q (answered as %q), tried %+v", i, name, q.Rcode, q.Name, q.Tried)
+			srv := recordsOf(q, "SRV")
+			Expect(srv).To(HaveLen(1), "SRV query %d for %q must return one record, got %+v", i, name, q.Answers)
+			Expect(srv[0].Port).To(Equal(uint16(fixtures.BackendPort)), "SRV query %d for %q: port (record %+v)", i, name, srv[0])
+			Expect(srv[0].Target).To(Equal(fqdn+"."), "SRV query %d for %q: target (record %+v)", i, name, srv[0])
+		}
+	})
+
+	It("answers PTR for a Service's ClusterIP with the Service's FQDN", func(ctx SpecContext) {
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.Backend)
+		env.Deploy(ctx, ns, fixtures.Client)
+		client := env.InPod(ns, fixtures.ClientPod)
+		domain := clusterDomain(ctx, ns, resolvConf(ctx, client))
+		fqdn := fixtures.BackendService + "." + ns + ".svc." + domain
+		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
+
+		res := harness.DNS(ctx, client, probe.DNSOptions{Name: clusterIP, Type: "PTR", Count: 3})
+		for i, q := range res.Queries {
+			Expect(q.Rcode).To(Equal("NOERROR"), "PTR query %d for %s (%q): rcode %q, tried %+v", i, clusterIP, q.Name, q.Rcode, q.Tried)
+			ptr := recordsOf(q, "PTR")
+			Expect(ptr).To(HaveLen(1), "PTR query %d for %s must return one record, got %+v", i, clusterIP, q.Answers)
+			Expect(ptr[0].Target).To(Equal(fqdn+"."), "PTR query %d for %s (%q)", i, clusterIP, q.Name)
+		}
+	})
+
+	It("answers NXDOMAIN for a Service that does not exist, its fully-qualified name included", func(ctx SpecContext) {
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.Client)
+		client := env.InPod(ns, fixtures.ClientPod)
+		domain := clusterDomain(ctx, ns, resolvConf(ctx, client))
+		// Written as a pod would, without the trailing dot: with ndots:5 the
+		// resolver walks the search list before asking the name as given, and
+		// every name on the way is in the cluster domain.
+		name := "no-such-service." + ns + ".svc." + domain
+
+		res := harness.DNS(ctx, client, probe.DNSOptions{Name: name, Type: "A", Count: 2})
+		for i, q := range res.Queries {
+			Expect(q.Error).To(BeEmpty(), "query %d for %q: no reply; tried %+v", i, name, q.Tried)
+			Expect(q.Rcode).To(Equal("NXDOMAIN"), "query %d for %q must end in NXDOMAIN; answered as %q with %+v, tried %+v", i, name, q.Name, q.Answers, q.Tried)
+			Expect(q.Answers).To(BeEmpty(), "query %d for %q: answers", i, name)
+			Expect(q.Tried).NotTo(BeEmpty())
+			Expect(q.Tried[len(q.Tried)-1].Name).To(Equal(name+"."), "query %d for %q: the walk must end with the name itself; tried %+v", i, name, q.Tried)
+			for _, t := range q.Tried {
+				if strings.HasSuffix(t.Name, "."+domain+".") {
+					Expect(t.Rcode).To(Equal("NXDOMAIN"), "query %d for %q: %q is in the cluster domain and names no Service; tried %+v", i, name, t.Name, q.Tried)
+				}
+			}
+		}
+	})
+
+	It("answers a headless Service with exactly the ready pods' addresses, and converges to the new set after a scale-down 3→2", func(ctx SpecContext) {
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.Headless)
+		env.Deploy(ctx, ns, fixtures.Client)
+		client := env.InPod(ns, fixtures.ClientPod)
+		domain := clusterDomain(ctx, ns, resolvConf(ctx, client))
+		fqdn := fixtures.HeadlessService + "." + ns + ".svc." + domain
+
+		eps, ready := waitReadyCount(ctx, ns, fixtures.HeadlessService, 3)
+		before := readyIPs(ctx, ns, eps)
+		Expect(before).To(HaveLen(3), "ready endpoints %v", eps)
+
+		// The server learns of the endpoints by watching the API: give it the
+		// convergence budget, then ask repeatedly and ask by short name too.
+		const repeat = 10
+		sameSet := func(want []string) func(probe.DNSResult) error {
+			return func(res probe.DNSResult) error { return headlessAnswersAre(res, want) }
+		}
+		first := harness.Await(ctx, "headless DNS answers the 3 ready pods", harness.Converge,
+			dnsProbe(client, probe.DNSOptions{Name: fqdn, Type: "A", Count: 3}), sameSet(before))
+		var ttl time.Duration
+		for _, a := range first {
+			ttl = max(ttl, maxTTL(a.Result))
+		}
+		for _, name := range []string{fixtures.HeadlessService, fqdn} {
+			res := harness.DNS(ctx, client, probe.DNSOptions{Name: name, Type: "A", Count: repeat})
+			Expect(headlessAnswersAre(res, before)).To(Succeed(), "pods %v", ready)
+			ttl = max(ttl, maxTTL(res))
+		}
+
+		// A cache between the client and the records may serve the old answer
+		// for as long as the records' TTL: the budget is the data plane's plus
+		// the largest TTL seen, which the first (uncached) answer carries in
+		// full (CoreDNS: the kubernetes plugin's ttl, 5s by default and 30s as
+		// kubeadm configures it, capped by the cache plugin's maximum).
+		budget := harness.Converge + ttl
+		AddReportEntry("headless DNS budget", fmt.Sprintf("harness.Converge %s + largest record TTL seen %s = %s", harness.Converge, ttl, budget))
+
+		scaled := env.SetReplicas(ctx, ns, fixtures.HeadlessDeployment, 2)
+		eps, _, err := env.WaitEndpoints(ctx, ns, fixtures.HeadlessService, harness.Deploy, func(eps []harness.Endpoint) bool {
+			return len(harness.ReadyPods(eps)) == 2
+		})
+		Expect(err).NotTo(HaveOccurred())
+		sliceAt := time.Now()
+		after := readyIPs(ctx, ns, eps)
+		Expect(after).To(HaveLen(2), "ready endpoints %v", eps)
+		Expect(before).To(ContainElements(after), "the remaining pods are among the first three")
+
+		attempts := harness.Await(ctx, "headless DNS answers the 2 remaining pods", budget,
+			dnsProbe(client, probe.DNSOptions{Name: fqdn, Type: "A", Count: repeat}), sameSet(after))
+		harness.Converged("headless DNS after scale 3→2, from the EndpointSlice change", sliceAt, attempts)
+		harness.Converged("headless DNS after scale 3→2, from the scale request", scaled, attempts)
+		harness.Record("dns A "+fqdn+" (converged)", attempts[len(attempts)-1].Result)
+	})
+})
+
+// clusterDomain is the cluster's DNS domain as the kubelet of the spec's
+// client is configured with it (its configz, read through the API
+// server's node proxy). Where that cannot be read (no nodes/proxy
+// permission), it is taken from the pod's search list — the third entry,
+// as the kubelet writes it — and the report says so.
+func clusterDomain(ctx context.Context, ns string, rc probe.ResolvConf) string {
+	pod, err := env.Client.CoreV1().Pods(ns).Get(ctx, fixtures.ClientPod, metav1.GetOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	raw, err := env.Client.CoreV1().RESTClient().Get().
+		AbsPath("/api/v1/nodes", pod.Spec.NodeName, "proxy", "configz").DoRaw(ctx)
+	var cz struct {
+		KubeletConfig struct {
+			ClusterDomain string `json:"clusterDomain"`
+		} `json:"kubeletconfig"`
+	}
+	if err == nil {
+		err = json.Unmarshal(raw, &cz)
+	}
+	if err == nil && cz.KubeletConfig.ClusterDomain != "" {
+		return strings.TrimSuffix(cz.KubeletConfig.ClusterDomain, ".")
+	}
+	Expect(len(rc.Search)).To(BeNumerically(">=", 3), "kubelet configz of node %s unreadable (%v) and the search list %v is too short to name the cluster domain", pod.Spec.NodeName, err, rc.Search)
+	AddReportEntry("cluster domain", fmt.Sprintf("from the search list (%s): kubelet configz of node %s unreadable: %v", rc.Search[2], pod.Spec.NodeName, err))
+	return rc.Search[2]
+}
+
+// resolvConf is the resolver configuration the pod behind r reads.
+func resolvConf(ctx context.Context, r probe.Runner) probe.ResolvConf {
+	res, err := probe.DNS(ctx, r, probe.DNSOptions{Name: "kubernetes.default", Type: "A", Count: 1})
+	Expect(err).NotTo(HaveOccurred())
+	return res.ResolvConf
+}
+
+// dnsProbe adapts probe.DNS to harness.Await.
+func dnsProbe(r probe.Runner, o probe.DNSOptions) func(context.Context) (probe.DNSResult, error) {
+	return func(ctx context.Context) (probe.DNSResult, error) { return probe.DNS(ctx, r, o) }
+}
+
+// recordsOf is the answers of one type.
+func recordsOf(q probe.DNSQuery, typ string) []probe.DNSAnswer {
+	var out []probe.DNSAnswer
+	for _, a := range q.Answers {
+		if a.Type == typ {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// headlessAnswersAre says why some query of res did not answer exactly the
+// address set want (order free, no repeats), or nil when all did.
+func headlessAnswersAre(res probe.DNSResult, want []string) error {
+	for i, q := range res.Queries {
+		got := q.Addresses()
+		slices.Sort(got)
+		if q.Rcode != "NOERROR" || !slices.Equal(got, want) {
+			return fmt.Errorf("query %d of %d for %q (answered as %q, rcode %q) returned %v, want exactly %v; tried %+v", i+1, len(res.Queries), res.Name, q.Name, q.Rcode, got, want, q.Tried)
+		}
+	}
+	if len(res.Queries) == 0 {
+		return fmt.Errorf("no queries made")
+	}
+	return nil
+}
+
+// readyIPs is the sorted addresses of the ready endpoints, checked against
+// the pods themselves: each must be a Ready pod with that IP.
+func readyIPs(ctx context.Context, ns string, eps []harness.Endpoint) []string {
+	var out []string
+	for _, ep := range eps {
+		if !ep.Ready {
+			continue
+		}
+		Expect(podIP(ctx, ns, ep.Pod)).To(Equal(ep.IP), "endpoint %s: address differs from the pod's", ep)
+		out = append(out, ep.IP)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// maxTTL is the largest TTL among the answers of res.
+func maxTTL(res probe.DNSResult) time.Duration {
+	var m uint32
+	for _, q := range res.Queries {
+		for _, a := range q.Answers {
+			m = max(m, a.TTL)
+		}
+	}
+	return time.Duration(m) * time.Second
+}

@@ -1,0 +1,169 @@
+package networking
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/netconform/netconform/pkg/probe"
+	"github.com/netconform/netconform/pkg/stats"
+	"github.com/netconform/netconform/suites/internal/harness"
+)
+
+// Helpers of the pod-side specs (dns, balancing, hairpin, no-endpoints,
+// internal-traffic-policy).
+
+// mustService reads a Service, failing the spec when it cannot.
+func mustService(ctx context.Context, ns, name string) *corev1.Service {
+	svc, err := env.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	Expect(err).NotTo(HaveOccurred(), "getting Service %s/%s", ns, name)
+	return svc
+}
+
+// patchService applies a JSON merge patch (given as a Go value) to a Service.
+func patchService(ctx context.Context, ns, name string, patch map[string]any) {
+	data, err := json.Marshal(patch)
+	Expect(err).NotTo(HaveOccurred())
+	_, err = env.Client.CoreV1().Services(ns).Patch(ctx, name, types.MergePatchType, data, metav1.PatchOptions{})
+	Expect(err).NotTo(HaveOccurred(), "patching Service %s/%s with %s", ns, name, data)
+}
+
+// mustEndpoints reads a Service's endpoints from its EndpointSlices.
+func mustEndpoints(ctx context.Context, ns, svc string) []harness.Endpoint {
+	eps, err := env.Endpoints(ctx, ns, svc)
+	Expect(err).NotTo(HaveOccurred())
+	return eps
+}
+
+// waitReadyCount watches the Service's EndpointSlices until exactly n of its
+// endpoints are ready (terminating ones may still be listed), within the
+// Deploy budget (pods are being created or deleted), and returns the
+// endpoints and the ready pods' names, sorted.
+func waitReadyCount(ctx context.Context, ns, svc string, n int) ([]harness.Endpoint, []string) {
+	eps, _, err := env.WaitEndpoints(ctx, ns, svc, harness.Deploy, func(eps []harness.Endpoint) bool {
+		return len(harness.ReadyPods(eps)) == n
+	})
+	Expect(err).NotTo(HaveOccurred(), "waiting for %d ready endpoints of %s/%s", n, ns, svc)
+	return eps, harness.ReadyPods(eps)
+}
+
+// hostPort joins a host (IP or name) and port.
+func hostPort(host string, port int32) string {
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
+// httpURL is http://host:port/.
+func httpURL(host string, port int32) string {
+	return "http://" + hostPort(host, port) + "/"
+}
+
+// httpProbe adapts probe.HTTP to harness.Await.
+func httpProbe(r probe.Runner, o probe.HTTPOptions) func(context.Context) (probe.HTTPResult, error) {
+	return func(ctx context.Context) (probe.HTTPResult, error) { return probe.HTTP(ctx, r, o) }
+}
+
+// connectProbe adapts probe.Connect to harness.Await.
+func connectProbe(r probe.Runner, o probe.ConnectOptions) func(context.Context) (probe.ConnectResult, error) {
+	return func(ctx context.Context) (probe.ConnectResult, error) { return probe.Connect(ctx, r, o) }
+}
+
+// answeredOnlyBy says why res is not "every request got a 2xx from one of
+// pods", or nil when it is.
+func answeredOnlyBy(res probe.HTTPResult, pods []string) error {
+	_, foreign := stats.CountsFor(pods, res.Pods)
+	switch {
+	case res.Unattributed > 0:
+		return fmt.Errorf("%d answers named no pod (something other than a probe server answered); statuses %v", res.Unattributed, res.Statuses)
+	case len(foreign) > 0:
+		return fmt.Errorf("answers from pods other than %v: %v", pods, foreign)
+	case res.OK != res.Total:
+		return fmt.Errorf("of %d requests %d got a 2xx from a pod; statuses %v, errors %v %v", res.Total, res.OK, res.Statuses, res.Errors, res.ErrorSamples)
+	}
+	return nil
+}
+
+// answeredByAll says why res is not "every request got a 2xx from one of
+// pods, and each of pods answered at least once", or nil when it is.
+func answeredByAll(res probe.HTTPResult, pods []string) error {
+	if err := answeredOnlyBy(res, pods); err != nil {
+		return err
+	}
+	var silent []string
+	for _, p := range pods {
+		if res.Pods[p] == 0 {
+			silent = append(silent, p)
+		}
+	}
+	if len(silent) > 0 {
+		return fmt.Errorf("pods %v never answered (answers per pod %v)", silent, res.Pods)
+	}
+	return nil
+}
+
+// expectHTTP fails the spec with why res does not pass check.
+func expectHTTP(res probe.HTTPResult, check error, what string) {
+	if check != nil {
+		Fail(fmt.Sprintf("%s (%s): %v", what, res.URL, check))
+	}
+}
+
+// notConnected says why res shows a connection being made (or a pod
+// answering), or nil when none was.
+func notConnected(res probe.ConnectResult) error {
+	if n := res.Outcomes[probe.Connected]; n > 0 || len(res.Pods) > 0 {
+		return fmt.Errorf("%d of %d attempts connected (pods %v); outcomes %v", n, res.Total, res.Pods, res.Outcomes)
+	}
+	return nil
+}
+
+// refusedWithin says why res is not "every attempt refused within bound
+// milliseconds", or nil when it is.
+func refusedWithin(res probe.ConnectResult, boundMs float64) error {
+	if res.Outcomes[probe.Refused] != res.Total || res.Total == 0 {
+		return fmt.Errorf("of %d attempts %d were refused; outcomes %v", res.Total, res.Outcomes[probe.Refused], res.Outcomes)
+	}
+	var slow []string
+	for _, a := range res.Attempts {
+		if a.Ms >= boundMs {
+			slow = append(slow, fmt.Sprintf("%.0fms", a.Ms))
+		}
+	}
+	if len(slow) > 0 {
+		return fmt.Errorf("refusals took %s, over the %.0fms bound (a refusal about 1s late came with the SYN's retransmission: the first SYN went unanswered, as when a node's ICMP rate limit for this client is exhausted)", strings.Join(slow, ", "), boundMs)
+	}
+	return nil
+}
+
+// without returns names minus drop, in order.
+func without(names []string, drop ...string) []string {
+	var out []string
+	for _, n := range names {
+		keep := true
+		for _, d := range drop {
+			if n == d {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// podIP is a pod's IP from the API.
+func podIP(ctx context.Context, ns, pod string) string {
+	p, err := env.Client.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(p.Status.PodIP).NotTo(BeEmpty(), "pod %s/%s has no IP", ns, pod)
+	return p.Status.PodIP
+}
