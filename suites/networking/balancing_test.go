@@ -1,0 +1,245 @@
+package networking
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/netconform/netconform/pkg/fixtures"
+	"github.com/netconform/netconform/pkg/probe"
+	"github.com/netconform/netconform/pkg/stats"
+	"github.com/netconform/netconform/suites/internal/harness"
+)
+
+// Balancing statistics: a correct proxy fails a spreading spec by bad luck
+// with probability balanceAlpha; one endpoint taking balanceRatio times its
+// share is caught with probability balancePower. With three endpoints that
+// takes K = stats.SampleSize(3, 0.001, 0.99, 2) fresh connections.
+const (
+	balanceAlpha     = 0.001
+	balancePower     = 0.99
+	balanceRatio     = 2
+	balanceEndpoints = 3
+)
+
+var balanceK = func() int {
+	k, err := stats.SampleSize(balanceEndpoints, balanceAlpha, balancePower, balanceRatio)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// warmup is the size of a batch used to wait for the data plane: with n ≤ 3
+// endpoints the chance that a uniform proxy leaves one of them out of 30
+// requests is below 3·(2/3)^30 ≈ 1.6e-5.
+const warmup = 30
+
+var _ = Describe("load balancing", Label("balancing"), func() {
+	It(fmt.Sprintf("spreads fresh connections to the ClusterIP uniformly over 3 endpoints (χ² at α=%g, K=SampleSize(3, %g, %g, %d)=%d)", balanceAlpha, balanceAlpha, balancePower, balanceRatio, balanceK), func(ctx SpecContext) {
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.Backend)
+		env.Deploy(ctx, ns, fixtures.Client)
+		env.Scale(ctx, ns, fixtures.BackendDeployment, balanceEndpoints)
+		_, pods := waitReadyCount(ctx, ns, fixtures.BackendService, balanceEndpoints)
+		client := env.InPod(ns, fixtures.ClientPod)
+		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
+		url := httpURL(clusterIP, fixtures.BackendPort)
+
+		awaitAllAnswer(ctx, client, url, pods, "ClusterIP")
+		res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: balanceK})
+		expectHTTP(res, answeredOnlyBy(res, pods), "ClusterIP sample")
+		expectBalanced(res, pods, "ClusterIP "+url)
+	})
+
+	It(fmt.Sprintf("spreads fresh connections to the NodePort on every node's InternalIP uniformly over 3 endpoints, from a pod (χ² at α=%g per node, K=%d per node)", balanceAlpha, balanceK), func(ctx SpecContext) {
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.Frontend) // three replicas
+		env.Deploy(ctx, ns, fixtures.Client)
+		_, pods := waitReadyCount(ctx, ns, fixtures.FrontendService, balanceEndpoints)
+		client := env.InPod(ns, fixtures.ClientPod)
+		svc := mustService(ctx, ns, fixtures.FrontendService)
+		Expect(svc.Spec.Ports).To(HaveLen(1))
+		nodePort := svc.Spec.Ports[0].NodePort
+		Expect(nodePort).NotTo(BeZero(), "Service %s/%s has no node port", ns, svc.Name)
+
+		for _, n := range env.Nodes(ctx) {
+			url := httpURL(n.InternalIP.String(), nodePort)
+			what := fmt.Sprintf("NodePort on node %s", n)
+			awaitAllAnswer(ctx, client, url, pods, what)
+			res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: balanceK})
+			expectHTTP(res, answeredOnlyBy(res, pods), what+" sample")
+			expectBalanced(res, pods, what+" "+url)
+		}
+	})
+
+	It("with sessionAffinity ClientIP, sends every request from one client to one backend (2 endpoints)", func(ctx SpecContext) {
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.Backend) // two replicas
+		env.Deploy(ctx, ns, fixtures.Client)
+		_, pods := waitReadyCount(ctx, ns, fixtures.BackendService, 2)
+		client := env.InPod(ns, fixtures.ClientPod)
+		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
+		url := httpURL(clusterIP, fixtures.BackendPort)
+
+		// Without affinity this client's requests do reach both: the spec
+		// below cannot pass merely because the client always lands on one.
+		awaitAllAnswer(ctx, client, url, pods, "ClusterIP without affinity")
+
+		patchService(ctx, ns, fixtures.BackendService, map[string]any{"spec": map[string]any{"sessionAffinity": "ClientIP"}})
+		patched := time.Now()
+		// 20 requests on one of two endpoints by chance: 2·2^-20 ≈ 2e-6.
+		attempts := harness.Await(ctx, "all requests from the client land on one backend", harness.Converge,
+			httpProbe(client, probe.HTTPOptions{URL: url, Count: 20}), stickTo(pods))
+		harness.Converged("sessionAffinity ClientIP in effect", patched, attempts)
+		chosen := stats.SortedKeys(attempts[len(attempts)-1].Result.Pods)[0]
+
+		res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: 2 * warmup})
+		expectHTTP(res, answeredOnlyBy(res, pods), "with sessionAffinity ClientIP")
+		Expect(res.Pods).To(Equal(map[string]int{chosen: res.Total}), "with sessionAffinity ClientIP every request from the client must reach %s, the backend it was given; answers per pod %v", chosen, res.Pods)
+	})
+
+	It("sends traffic to a new endpoint within the convergence budget after a scale-up 2→3, failing no request", func(ctx SpecContext) {
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.Backend)
+		env.Deploy(ctx, ns, fixtures.Client)
+		_, old := waitReadyCount(ctx, ns, fixtures.BackendService, 2)
+		client := env.InPod(ns, fixtures.ClientPod)
+		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
+		url := httpURL(clusterIP, fixtures.BackendPort)
+		awaitAllAnswer(ctx, client, url, old, "ClusterIP before the scale-up")
+
+		scaled := env.SetReplicas(ctx, ns, fixtures.BackendDeployment, 3)
+		_, now := waitReadyCount(ctx, ns, fixtures.BackendService, 3)
+		sliceAt := time.Now()
+		added := without(now, old...)
+		Expect(added).To(HaveLen(1), "ready endpoints before %v, after %v", old, now)
+		AddReportEntry("scale-up", fmt.Sprintf("new endpoint %s ready in the EndpointSlice %s after the scale request", added[0], sliceAt.Sub(scaled).Round(time.Millisecond)))
+
+		attempts := harness.Await(ctx, "the new endpoint "+added[0]+" answers", harness.Converge,
+			httpProbe(client, probe.HTTPOptions{URL: url, Count: warmup}), func(res probe.HTTPResult) error {
+				if res.Pods[added[0]] == 0 {
+					return fmt.Errorf("%s did not answer; answers per pod %v", added[0], res.Pods)
+				}
+				return nil
+			})
+		harness.Converged("new endpoint answers, from its EndpointSlice entry", sliceAt, attempts)
+		for i, a := range attempts {
+			expectHTTP(a.Result, answeredOnlyBy(a.Result, now), fmt.Sprintf("probe %d while the endpoint was added", i+1))
+		}
+	})
+
+	It("stops sending traffic to a pod removed by a scale-down 3→2 once the EndpointSlice no longer lists it as ready", func(ctx SpecContext) {
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.Backend)
+		env.Deploy(ctx, ns, fixtures.Client)
+		env.Scale(ctx, ns, fixtures.BackendDeployment, 3)
+		_, old := waitReadyCount(ctx, ns, fixtures.BackendService, 3)
+		client := env.InPod(ns, fixtures.ClientPod)
+		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
+		url := httpURL(clusterIP, fixtures.BackendPort)
+		awaitAllAnswer(ctx, client, url, old, "ClusterIP before the scale-down")
+
+		scaled := env.SetReplicas(ctx, ns, fixtures.BackendDeployment, 2)
+		_, remaining := waitReadyCount(ctx, ns, fixtures.BackendService, 2)
+		sliceAt := time.Now()
+		removed := without(old, remaining...)
+		Expect(removed).To(HaveLen(1), "ready endpoints before %v, after %v", old, remaining)
+		AddReportEntry("scale-down", fmt.Sprintf("%s out of the ready endpoints %s after the scale request", removed[0], sliceAt.Sub(scaled).Round(time.Millisecond)))
+
+		expectRemovedSilent(ctx, client, url, removed[0], func() []string { return remaining }, sliceAt)
+	})
+
+	It("stops sending traffic to a pod taken out of the selector once it is gone from the EndpointSlice, though the pod still serves", func(ctx SpecContext) {
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.Backend)
+		env.Deploy(ctx, ns, fixtures.Client)
+		_, old := waitReadyCount(ctx, ns, fixtures.BackendService, 2)
+		client := env.InPod(ns, fixtures.ClientPod)
+		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
+		url := httpURL(clusterIP, fixtures.BackendPort)
+		awaitAllAnswer(ctx, client, url, old, "ClusterIP before the relabel")
+
+		// Relabelling takes the pod out of the Service (and out of its
+		// ReplicaSet, which starts a replacement) while it keeps running.
+		removed := old[0]
+		relabel := fmt.Appendf(nil, `{"metadata":{"labels":{%q:"detached"}}}`, fixtures.AppLabel)
+		_, err := env.Client.CoreV1().Pods(ns).Patch(ctx, removed, types.MergePatchType, relabel, metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, sliceAt, err := env.WaitEndpoints(ctx, ns, fixtures.BackendService, harness.Deploy, func(eps []harness.Endpoint) bool {
+			return !slices.ContainsFunc(eps, func(ep harness.Endpoint) bool { return ep.Pod == removed })
+		})
+		Expect(err).NotTo(HaveOccurred(), "waiting for %s to leave the EndpointSlices", removed)
+		// Probe at once, while the ReplicaSet's replacement is starting: any
+		// pod still labelled app=backend may answer, the removed one not.
+		expectRemovedSilent(ctx, client, url, removed, func() []string { return podNames(ctx, ns, fixtures.BackendDeployment) }, sliceAt)
+
+		// It is still there: the silence above is the data plane's doing.
+		direct := harness.HTTP(ctx, client, probe.HTTPOptions{URL: httpURL(podIP(ctx, ns, removed), fixtures.BackendPort), Count: 3})
+		expectHTTP(direct, answeredOnlyBy(direct, []string{removed}), "the removed pod, asked at its own address")
+	})
+})
+
+// awaitAllAnswer waits (harness.Converge) until a batch of requests to url
+// is answered, every one by a pod in pods and each of pods at least once:
+// the data plane has every endpoint.
+func awaitAllAnswer(ctx SpecContext, client probe.Runner, url string, pods []string, what string) {
+	harness.Await(ctx, fmt.Sprintf("%s: every endpoint %v answers", what, pods), harness.Converge,
+		httpProbe(client, probe.HTTPOptions{URL: url, Count: warmup}), func(res probe.HTTPResult) error { return answeredByAll(res, pods) })
+}
+
+// expectBalanced runs the chi-square test of uniformity over pods and fails
+// with the counts and the p-value when it rejects.
+func expectBalanced(res probe.HTTPResult, pods []string, what string) {
+	counts, foreign := stats.CountsFor(pods, res.Pods)
+	Expect(foreign).To(BeEmpty(), "%s: answers from pods other than %v", what, pods)
+	fit, err := stats.ChiSquareUniform(counts, balanceAlpha)
+	Expect(err).NotTo(HaveOccurred())
+	AddReportEntry("chi-square: "+what, fit.String())
+	Expect(fit.Uniform()).To(BeTrue(), "%s: %d fresh connections over endpoints %v are not uniform (χ² goodness of fit at α=%g, K=SampleSize(%d, %g, %g, %d)=%d): %s",
+		what, res.Total, pods, balanceAlpha, len(pods), balanceAlpha, balancePower, balanceRatio, balanceK, fit)
+}
+
+// stickTo accepts a batch answered in full by a single one of pods.
+func stickTo(pods []string) func(probe.HTTPResult) error {
+	return func(res probe.HTTPResult) error {
+		if err := answeredOnlyBy(res, pods); err != nil {
+			return err
+		}
+		if len(res.Pods) != 1 {
+			return fmt.Errorf("answers spread over %d backends: %v", len(res.Pods), res.Pods)
+		}
+		return nil
+	}
+}
+
+// expectRemovedSilent checks a removal from the data plane: within
+// harness.Converge of removed leaving the EndpointSlice's ready endpoints
+// (at sliceAt), requests are answered by the remaining pods only, and from
+// then on the removed pod never answers again (a further sample of
+// 2·warmup). The proxy applies the API's state asynchronously (kube-proxy
+// at most once per minSyncPeriod, 1s by default), so answers the pod gives
+// in between are not a fault; they are counted into the report.
+//
+// allowed lists the pods that may answer; it is called after each probe
+// (a replacement pod may have appeared meanwhile).
+func expectRemovedSilent(ctx SpecContext, client probe.Runner, url, removed string, allowed func() []string, sliceAt time.Time) {
+	attempts := harness.Await(ctx, removed+" no longer answers", harness.Converge,
+		httpProbe(client, probe.HTTPOptions{URL: url, Count: warmup}), func(res probe.HTTPResult) error { return answeredOnlyBy(res, allowed()) })
+	harness.Converged("removed endpoint silent, from its removal from the EndpointSlice", sliceAt, attempts)
+	late, failed := 0, 0
+	for _, a := range attempts {
+		late += a.Result.Pods[removed]
+		failed += a.Result.Total - a.Result.OK
+	}
+	AddReportEntry("before convergence", fmt.Sprintf("%d answers from %s and %d failed requests over %d probe(s) after it left the EndpointSlice", late, removed, failed, len(attempts)))
+
+	res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: 2 * warmup})
+	Expect(res.Pods[removed]).To(BeZero(), "%s answered %d of %d requests after it was gone from the EndpointSlice and the data plane had converged; answers per pod %v", removed, res.Pods[removed], res.Total, res.Pods)
+	expectHTTP(res, answeredOnlyBy(res, allowed()), "after the removal")
+}
