@@ -6,12 +6,10 @@ package networking
 
 import (
 	"testing"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/netconform/netconform/pkg/cluster"
 	"github.com/netconform/netconform/suites/internal/harness"
 )
 
@@ -22,14 +20,4 @@ func TestNetworking(t *testing.T) {
 	RunSpecs(t, "networking")
 }
 
-// The cluster is acquired once per run by `netconform run` (created from
-// CLUSTER_CONFIG or taken from KUBECONFIG) and described in
-// NETCONFORM_TESTBED; the first process checks it is healthy, every process
-// then connects to it.
-var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
-	e := harness.MustLoad()
-	Expect(cluster.WaitReady(ctx, e.Config, 2*time.Minute)).To(Succeed(), "cluster %s is not healthy", e.Info.Kubeconfig)
-	return nil
-}, func(_ []byte) {
-	env = harness.MustLoad()
-}, NodeTimeout(3*time.Minute))
+var _ = harness.ConnectSuite(&env)

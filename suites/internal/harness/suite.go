@@ -1,0 +1,25 @@
+package harness
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	. "github.com/onsi/gomega"    //nolint:revive
+
+	"github.com/netconform/netconform/pkg/cluster"
+)
+
+// ConnectSuite registers a suite's SynchronizedBeforeSuite: the cluster is
+// acquired once per run by `netconform run` (created from CLUSTER_CONFIG or
+// taken from KUBECONFIG) and described in NETCONFORM_TESTBED; the first
+// process checks it is healthy, then every process connects to it and
+// stores the Env in *env. Use it as `var _ = harness.ConnectSuite(&env)`.
+func ConnectSuite(env **Env) bool {
+	return SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
+		e := MustLoad()
+		Expect(cluster.WaitReady(ctx, e.Config, 2*time.Minute)).To(Succeed(), "cluster %s is not healthy", e.Info.Kubeconfig)
+		return nil
+	}, func(_ []byte) {
+		*env = MustLoad()
+	}, NodeTimeout(3*time.Minute))
+}
