@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"hash/fnv"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -141,7 +142,7 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 			info.KnownFailures[l] = kf.Reason
 		}
 	}
-	if err := installAddons(ctx, k, addonNames, netInfo, cell.Index, info); err != nil {
+	if err := installAddons(ctx, k, addonNames, netInfo, poolSlot(cell.Index, o.Name), info); err != nil {
 		return nil, fmt.Errorf("%w\n(cluster %s is left running for inspection: KUBECONFIG=%s; remove it with make cluster-delete CLUSTER_CONFIG=clusters/%s)", err, name, k.GetKubeconfig(), cell.Config)
 	}
 	if err := progress.Step("waiting for nodes, kube-proxy, CNI and CoreDNS", func() error {
@@ -173,4 +174,16 @@ func Down(ctx context.Context, o Options) error {
 		return nil
 	}
 	return progress.Step("deleting cluster "+name, func() error { return k.Destroy(ctx) })
+}
+
+// poolSlot keeps the MetalLB pools of clusters sharing the kind network
+// apart: a cell's default cluster uses the cell's index; a cluster with a
+// chosen name (CLUSTER_NAME) a slot derived from the name, above the cells'.
+func poolSlot(cellIndex int, name string) int {
+	if name == "" {
+		return cellIndex
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return 32 + int(h.Sum32()%64)
 }
