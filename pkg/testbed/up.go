@@ -2,8 +2,8 @@ package testbed
 
 import (
 	"context"
-	"hash/fnv"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strings"
