@@ -49,9 +49,11 @@ type Params struct {
 	PoolSlot int
 }
 
-// registry lists the add-ons in install order: Traefik's Service is of type
-// LoadBalancer and only gets an address once MetalLB runs.
+// registry lists the add-ons in install order: a CNI (kube-router) first,
+// since nothing else runs before the nodes are Ready; Traefik's Service is
+// of type LoadBalancer and only gets an address once MetalLB runs.
 var registry = []func() Addon{
+	func() Addon { return KubeRouter() },
 	func() Addon { return MetalLB() },
 	func() Addon { return Traefik() },
 }

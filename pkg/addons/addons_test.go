@@ -14,7 +14,7 @@ import (
 )
 
 func TestByNameAndOrder(t *testing.T) {
-	if got := Names(); !slices.Equal(got, []string{"metallb", "traefik"}) {
+	if got := Names(); !slices.Equal(got, []string{"kube-router", "metallb", "traefik"}) {
 		t.Fatalf("Names() = %v", got)
 	}
 	for _, n := range Names() {
