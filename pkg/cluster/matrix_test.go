@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -12,7 +13,19 @@ func TestMatrixLoadsEveryCell(t *testing.T) {
 	}
 	modes := map[string]int{}
 	for _, c := range m.Cells {
-		modes[c.ProxyMode]++
+		if c.CNI == "podnet" {
+			modes[c.ProxyMode]++
+		} else {
+			// Another CNI is an add-on; kind's default must be off.
+			if !c.Kind.Networking.DisableDefaultCNI || !slices.Contains(c.Addons, c.CNI) {
+				t.Errorf("%s: cni %s needs networking.disableDefaultCNI (got %v) and %s among its addons (%v)", c.Name, c.CNI, c.Kind.Networking.DisableDefaultCNI, c.CNI, c.Addons)
+			}
+		}
+		for _, kf := range c.KnownFailures {
+			if len(kf.Labels) == 0 || kf.Reason == "" {
+				t.Errorf("%s: a known failure needs labels and a reason: %+v", c.Name, kf)
+			}
+		}
 		if len(c.Kind.Nodes) != 3 {
 			t.Errorf("%s: %d nodes, want 1 control plane + 2 workers", c.Name, len(c.Kind.Nodes))
 		}
