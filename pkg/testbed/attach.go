@@ -14,8 +14,6 @@ import (
 
 	"github.com/netconform/netconform/internal/progress"
 	"github.com/netconform/netconform/pkg/cluster"
-	"github.com/netconform/netconform/pkg/nodeimage"
-	"github.com/netconform/netconform/pkg/probe/probeimage"
 )
 
 // ProbeImageEnv names a probe image the user pushed where their cluster can
@@ -55,8 +53,9 @@ func Attach(ctx context.Context, kubeconfig, engine, repoRoot string) (*Info, er
 	if img := os.Getenv(ProbeImageEnv); img != "" {
 		info.ProbeImage = img
 	}
+	var k *cluster.Kind
 	if info.KindCluster != "" {
-		k := cluster.NewKind(info.KindCluster, info.Engine, StateDir(repoRoot))
+		k = cluster.NewKind(info.KindCluster, info.Engine, StateDir(repoRoot))
 		if exists, err := k.Exists(); err != nil || !exists {
 			info.KindCluster = "" // a kind cluster, but not on this host's engine
 		}
@@ -67,20 +66,11 @@ func Attach(ctx context.Context, kubeconfig, engine, repoRoot string) (*Info, er
 			info.Network, info.NetworkSubnet, info.NetworkGateway, info.Isolated = n.Name, n.Subnet, n.Gateway, n.Isolated
 		}
 		if info.ProbeImage == "" {
-			k := cluster.NewKind(info.KindCluster, info.Engine, StateDir(repoRoot))
-			probe, err := probeimage.Build(ctx, probeimage.Options{Dir: filepath.Join(nodeimage.CacheDir(), "probe"), ModuleDir: repoRoot})
+			tag, err := loadProbe(ctx, k, repoRoot)
 			if err != nil {
-				return nil, fmt.Errorf("building the probe image: %w", err)
-			}
-			if err := progress.Step("loading the probe image into kind cluster "+info.KindCluster, func() error {
-				if err := k.LoadArchives(ctx, probe.Archive); err != nil {
-					return err
-				}
-				return loadIntoEngine(ctx, info.Engine, probe.Archive, probe.Tag)
-			}); err != nil {
 				return nil, err
 			}
-			info.ProbeImage = probe.Tag
+			info.ProbeImage = tag
 		}
 	}
 	if info.ProbeImage == "" {

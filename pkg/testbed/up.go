@@ -13,7 +13,6 @@ import (
 	"github.com/netconform/netconform/pkg/cluster"
 	"github.com/netconform/netconform/pkg/host"
 	"github.com/netconform/netconform/pkg/nodeimage"
-	"github.com/netconform/netconform/pkg/probe/probeimage"
 )
 
 // Options for Up.
@@ -119,22 +118,14 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 			return nil, err
 		}
 	}
-	probe, err := probeimage.Build(ctx, probeimage.Options{Dir: filepath.Join(nodeimage.CacheDir(), "probe"), ModuleDir: o.RepoRoot})
+	probeTag, err := loadProbe(ctx, k, o.RepoRoot)
 	if err != nil {
-		return nil, fmt.Errorf("building the probe image: %w", err)
-	}
-	if err := progress.Step("loading the probe image "+probe.Tag+" into the nodes and "+o.Engine, func() error {
-		if err := k.LoadArchives(ctx, probe.Archive); err != nil {
-			return err
-		}
-		return loadIntoEngine(ctx, o.Engine, probe.Archive, probe.Tag)
-	}); err != nil {
 		return nil, err
 	}
 	info := &Info{
 		Kubeconfig: k.GetKubeconfig(), Cell: cell.Name, Owned: true, KindCluster: name, Engine: o.Engine,
 		Network: netInfo.Name, NetworkSubnet: netInfo.Subnet, NetworkGateway: netInfo.Gateway, Isolated: netInfo.Isolated,
-		ProbeImage: probe.Tag, NodeImage: img.Image, NodeUpstream: img.Upstream, ProxyMode: cell.ProxyMode,
+		ProbeImage: probeTag, NodeImage: img.Image, NodeUpstream: img.Upstream, ProxyMode: cell.ProxyMode,
 		KnownFailures: map[string]string{}, Reused: k.Reused(),
 	}
 	for _, kf := range cell.KnownFailures {
