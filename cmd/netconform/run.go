@@ -41,10 +41,7 @@ func newRunCmd() *cobra.Command {
 			var info *testbed.Info
 			var err error
 			if kc := os.Getenv("KUBECONFIG"); kc != "" {
-				if o.Config != "" {
-					progress.Printf("KUBECONFIG is set: running against its cluster; CLUSTER_CONFIG=%s is ignored", o.Config)
-				}
-				info, err = testbed.Attach(ctx, kc, o.Engine, o.RepoRoot)
+				info, err = testbed.Attach(ctx, kc, o.Config, o.Engine, o.RepoRoot)
 			} else {
 				info, err = testbed.Up(ctx, o)
 				if info != nil && info.Reused && !keep {

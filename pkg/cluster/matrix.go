@@ -41,6 +41,18 @@ type KnownFailure struct {
 	Reason string   `json:"reason"`
 }
 
+// KnownFailureLabels maps each label declared as a known failure of the
+// cell to the reason given for it.
+func (c *Cell) KnownFailureLabels() map[string]string {
+	m := map[string]string{}
+	for _, kf := range c.KnownFailures {
+		for _, l := range kf.Labels {
+			m[l] = kf.Reason
+		}
+	}
+	return m
+}
+
 // Matrix is the set of cells.
 type Matrix struct {
 	Dir   string

@@ -31,8 +31,19 @@ type NetworkInfo struct {
 }
 
 // InspectNetwork reads the network's IPv4 subnet, bridge and whether it is
-// internal, from docker's or podman's own view of it.
+// internal, from docker's or podman's own view of it, and whether
+// netconform's host isolation rule is in place for it (so a run against a
+// cluster someone else brought up knows whether escaped packets are dropped).
 func InspectNetwork(ctx context.Context, engine, name string) (*NetworkInfo, error) {
+	info, err := inspectNetwork(ctx, engine, name)
+	if err != nil {
+		return nil, err
+	}
+	info.Isolated = isolated(ctx, info.Bridge)
+	return info, nil
+}
+
+func inspectNetwork(ctx context.Context, engine, name string) (*NetworkInfo, error) {
 	format := `{{.Internal}} {{.Id}} {{or (index .Options "com.docker.network.bridge.name") "-"}}{{range .IPAM.Config}} {{.Subnet}}={{.Gateway}}{{end}}`
 	if engine == "podman" {
 		format = `{{.Internal}} {{.ID}} {{or .NetworkInterface "-"}}{{range .Subnets}} {{.Subnet}}={{.Gateway}}{{end}}`
@@ -102,13 +113,13 @@ const isolationChain = "NETCONFORM-ISOLATION"
 // Instead the host gets one rule, in its own chain ahead of the engine's:
 // packets entering from the kind bridge may leave only through it.
 func EnsureIsolatedNetwork(ctx context.Context, engine, name string) (*NetworkInfo, error) {
-	info, err := InspectNetwork(ctx, engine, name)
+	info, err := inspectNetwork(ctx, engine, name)
 	if err != nil {
 		args := networkCreateArgs(engine, name)
 		if err := run.Command(engine, args...).Run(ctx); err != nil {
 			return nil, fmt.Errorf("creating the %s network %q (is its subnet taken by another network? set KIND_EXPERIMENTAL_DOCKER_NETWORK to use another name): %w", engine, name, err)
 		}
-		if info, err = InspectNetwork(ctx, engine, name); err != nil {
+		if info, err = inspectNetwork(ctx, engine, name); err != nil {
 			return nil, err
 		}
 	}
@@ -137,19 +148,15 @@ func isolate(ctx context.Context, bridge string) error {
 			return err
 		}
 	}
-	rule := []string{isolationChain, "-i", bridge, "!", "-o", bridge, "-m", "comment", "--comment", "netconform: nothing from the kind network leaves this host", "-j", "DROP"}
+	rule := isolationRule(bridge)
 	if ipt(append([]string{"-C"}, rule...)...) != nil {
 		if err := ipt(append([]string{"-A"}, rule...)...); err != nil {
 			return err
 		}
 		progress.Printf("isolated the kind network: packets from %s are not forwarded off this host (iptables chain %s)", bridge, isolationChain)
 	}
-	hook := "FORWARD"
-	if ipt("-S", "DOCKER-USER") == nil {
-		hook = "DOCKER-USER"
-	}
-	first, err := run.Command("iptables", "-w", "-S", hook, "1").Output(ctx)
-	if err == nil && strings.TrimSpace(string(first)) == "-A "+hook+" -j "+isolationChain {
+	hook := isolationHook(ctx)
+	if hookedFirst(ctx, hook) {
 		return nil
 	}
 	for ipt("-D", hook, "-j", isolationChain) == nil {
@@ -159,4 +166,33 @@ func isolate(ctx context.Context, bridge string) error {
 		}
 	}
 	return ipt("-I", hook, "1", "-j", isolationChain)
+}
+
+func isolationRule(bridge string) []string {
+	return []string{isolationChain, "-i", bridge, "!", "-o", bridge, "-m", "comment", "--comment", "netconform: nothing from the kind network leaves this host", "-j", "DROP"}
+}
+
+// isolationHook is the chain the isolation jump lives in: DOCKER-USER where
+// Docker made one, FORWARD otherwise.
+func isolationHook(ctx context.Context) string {
+	if run.Command("iptables", "-w", "-S", "DOCKER-USER").Run(ctx) == nil {
+		return "DOCKER-USER"
+	}
+	return "FORWARD"
+}
+
+// hookedFirst: the hook's first rule is the jump to the isolation chain.
+func hookedFirst(ctx context.Context, hook string) bool {
+	first, err := run.Command("iptables", "-w", "-S", hook, "1").Output(ctx)
+	return err == nil && strings.TrimSpace(string(first)) == "-A "+hook+" -j "+isolationChain
+}
+
+// isolated reports whether the isolation rule for bridge is installed and
+// hooked first; false where it cannot be read (no iptables, not root).
+func isolated(ctx context.Context, bridge string) bool {
+	if bridge == "" || bridge == "-" {
+		return false
+	}
+	check := append([]string{"-w", "-C"}, isolationRule(bridge)...)
+	return run.Command("iptables", check...).Run(ctx) == nil && hookedFirst(ctx, isolationHook(ctx))
 }

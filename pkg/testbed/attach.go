@@ -24,7 +24,11 @@ const ProbeImageEnv = "NETPROBE_IMAGE"
 // or changing anything but the suites' own namespaces. It fails fast when
 // the API server cannot be reached. A kind cluster on this host gets the
 // probe image loaded into its nodes; any other cluster needs NETPROBE_IMAGE.
-func Attach(ctx context.Context, kubeconfig, engine, repoRoot string) (*Info, error) {
+//
+// config (CLUSTER_CONFIG) declares which matrix cell the cluster is, so the
+// cell's known failures apply; without it a kind cluster that carries a
+// cell's default name (made by `make cluster`) is taken to be that cell.
+func Attach(ctx context.Context, kubeconfig, config, engine, repoRoot string) (*Info, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("KUBECONFIG=%s cannot be loaded: %w", kubeconfig, err)
@@ -73,12 +77,51 @@ func Attach(ctx context.Context, kubeconfig, engine, repoRoot string) (*Info, er
 			info.ProbeImage = tag
 		}
 	}
+	if err := declareCell(info, repoRoot, config); err != nil {
+		return nil, err
+	}
 	if info.ProbeImage == "" {
 		return nil, fmt.Errorf("the cluster in KUBECONFIG=%s is not a kind cluster on this host, so netconform cannot load its probe image into it: "+
 			"build it (go run ./cmd/netconform probe-image), push it to a registry the cluster can pull from, and set %s=<that reference>", kubeconfig, ProbeImageEnv)
 	}
 	progress.Printf("using the cluster in KUBECONFIG=%s (%d nodes, kube-proxy mode %q); netconform creates nothing but its test namespaces", abs, len(nodes.Items), info.ProxyMode)
 	return info, nil
+}
+
+// declareCell records the matrix cell an attached cluster stands for: the
+// one config names, else the cell whose default cluster name the kind
+// cluster carries; none for any other cluster.
+func declareCell(info *Info, repoRoot, config string) error {
+	var cell *cluster.Cell
+	if config != "" {
+		c, err := LoadCell(repoRoot, config)
+		if err != nil {
+			return fmt.Errorf("CLUSTER_CONFIG=%s (declaring which cell the KUBECONFIG cluster is): %w", config, err)
+		}
+		cell = c
+		progress.Printf("CLUSTER_CONFIG=%s declares the KUBECONFIG cluster to be cell %s: its known failures apply", config, c.Name)
+	} else if info.KindCluster != "" {
+		m, err := cluster.LoadMatrix(filepath.Join(repoRoot, "clusters"))
+		if err != nil {
+			return err
+		}
+		for _, c := range m.Cells {
+			if ClusterName(c.Name) == info.KindCluster {
+				cell = c
+				progress.Printf("kind cluster %s is the default cluster of cell %s: its known failures apply (set CLUSTER_CONFIG to declare another cell)", info.KindCluster, c.Name)
+				break
+			}
+		}
+	}
+	if cell == nil {
+		return nil
+	}
+	info.Cell = cell.Name
+	info.KnownFailures = cell.KnownFailureLabels()
+	if info.ProxyMode != "" && cell.ProxyMode != "" && info.ProxyMode != cell.ProxyMode {
+		progress.Printf("warning: cell %s runs kube-proxy in %s mode but this cluster's kube-proxy is in %s mode", cell.Name, cell.ProxyMode, info.ProxyMode)
+	}
+	return nil
 }
 
 // DetectProxyMode reads kube-proxy's configured mode from the kube-proxy

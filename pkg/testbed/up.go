@@ -126,12 +126,7 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 		Kubeconfig: k.GetKubeconfig(), Cell: cell.Name, Owned: true, KindCluster: name, Engine: o.Engine,
 		Network: netInfo.Name, NetworkSubnet: netInfo.Subnet, NetworkGateway: netInfo.Gateway, Isolated: netInfo.Isolated,
 		ProbeImage: probeTag, NodeImage: img.Image, NodeUpstream: img.Upstream, ProxyMode: cell.ProxyMode,
-		KnownFailures: map[string]string{}, Reused: k.Reused(),
-	}
-	for _, kf := range cell.KnownFailures {
-		for _, l := range kf.Labels {
-			info.KnownFailures[l] = kf.Reason
-		}
+		KnownFailures: cell.KnownFailureLabels(), Reused: k.Reused(),
 	}
 	if err := installAddons(ctx, k, addonNames, netInfo, poolSlot(cell.Index, o.Name), info); err != nil {
 		return nil, fmt.Errorf("%w\n(cluster %s is left running for inspection: KUBECONFIG=%s; remove it with make cluster-delete CLUSTER_CONFIG=clusters/%s)", err, name, k.GetKubeconfig(), cell.Config)
