@@ -34,6 +34,11 @@ type proxyMode interface {
 	// dumps are the node's full rules, by file name suffix.
 	dumps(n *nodeRules) map[string]string
 	tracer(n *nodeRules) (dp.Tracer, error)
+	// forwardBypass lists what on the node lets a new forwarded
+	// connection skip kube-proxy's filter rules (its REJECT for Services
+	// without endpoints, its DROP for internalTrafficPolicy Local), with
+	// the rules the verdict rests on.
+	forwardBypass(n *nodeRules) (findings []string, evidence string, err error)
 	// predictsMasquerade says whether the tracer's Masquerade is a
 	// prediction (the ipvs reader does not model it).
 	predictsMasquerade() bool
@@ -203,6 +208,9 @@ func (m *iptablesMode) check(n *nodeRules, s *snapshot) ([]string, error) {
 	}
 	var out []string
 	for _, f := range iptables.CheckNode(rs) {
+		if f.Check == iptables.CheckForwardOrder {
+			continue // a spec of its own, so a CNI's accepts are reported apart from kube-proxy's rules
+		}
 		out = append(out, "["+f.Check+"] "+f.Message)
 	}
 	for i := range s.services {
@@ -462,4 +470,61 @@ func (x ipvsTracer) Trace(p dp.Packet) (dp.Result, error) {
 			Path: []string{"ipvs " + strings.ToUpper(p.Proto) + " " + netip.AddrPortFrom(p.Dst, p.DPort).String()}})
 	}
 	return res, nil
+}
+
+func (m *iptablesMode) forwardBypass(n *nodeRules) ([]string, string, error) {
+	return iptablesForwardBypass(n)
+}
+
+// The ipvs mode filters forwarded traffic with iptables chains too.
+func (m *ipvsMode) forwardBypass(n *nodeRules) ([]string, string, error) {
+	return iptablesForwardBypass(n)
+}
+
+// iptablesForwardBypass: iptables stops at the first ACCEPT, so any rule
+// ahead of kube-proxy's jumps in filter FORWARD that accepts new
+// connections lets the traffic it matches skip them.
+func iptablesForwardBypass(n *nodeRules) ([]string, string, error) {
+	rs, err := iptables.ParseString(n.IPTablesSave)
+	if err != nil {
+		return nil, "", fmt.Errorf("parsing iptables-save: %w", err)
+	}
+	var out []string
+	for _, f := range iptables.CheckNode(rs) {
+		if f.Check == iptables.CheckForwardOrder {
+			out = append(out, f.Message)
+		}
+	}
+	var ev []string
+	if c := rs.Chain("filter", "FORWARD"); c != nil {
+		ev = append(ev, fmt.Sprintf(":FORWARD %s", c.Policy))
+		for _, r := range c.Rules {
+			ev = append(ev, r.Text)
+		}
+	}
+	return out, strings.Join(ev, "\n"), nil
+}
+
+// In nftables mode kube-proxy filters forwarded traffic in base chains of
+// its own table. nftables runs every base chain on a hook, and an accept
+// ends only the chain that gave it, so another table's rules (a CNI's
+// iptables-nft FORWARD accepts) cannot skip kube-proxy's; what must hold is
+// that the table has such a chain on the forward hook.
+func (m *nftablesMode) forwardBypass(n *nodeRules) ([]string, string, error) {
+	rs, err := m.parse(n)
+	if err != nil {
+		return nil, "", err
+	}
+	tb := rs.Table("ip", nftables.KubeProxyTable)
+	if tb == nil {
+		return []string{"no ip " + nftables.KubeProxyTable + " table"}, "", nil
+	}
+	var ev []string
+	for _, c := range tb.BaseChains("forward") {
+		ev = append(ev, fmt.Sprintf("chain %s: type %s hook forward priority %d, %d rules", c.Name, c.Type, c.Priority, len(c.Rules)))
+	}
+	if len(ev) == 0 {
+		return []string{"table ip " + nftables.KubeProxyTable + " has no base chain on the forward hook: forwarded traffic meets none of kube-proxy's filter rules"}, "", nil
+	}
+	return nil, strings.Join(ev, "\n"), nil
 }

@@ -36,6 +36,30 @@ var _ = Describe("kube-proxy rules", Label("dataplane"), func() {
 		Expect(s.nodes).NotTo(BeEmpty())
 	})
 
+	// A CNI that accepts forwarded traffic ahead of kube-proxy's jumps
+	// (kube-router v2.1.0 does, docs/cni.md) breaks the REJECT and DROP
+	// rules of the no-endpoints and internal-traffic-policy specs in a way
+	// traffic cannot always show: an escaped packet is dropped further on
+	// by netconform's host isolation rule, which looks to a client exactly
+	// like kube-proxy's DROP. The rules show it on every node.
+	It("on every node are not preceded by rules that accept new forwarded connections", Label("forward-order"), func(ctx SpecContext) {
+		m := currentMode(ctx)
+		s, err := takeSnapshot(ctx, m, env.Namespace(ctx))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.nodes).NotTo(BeEmpty(), "nodes with a kube-proxy pod")
+		var findings, evidence []string
+		for _, n := range s.nodes {
+			fs, ev, err := m.forwardBypass(n)
+			Expect(err).NotTo(HaveOccurred(), "node %s", n.Name)
+			for _, f := range fs {
+				findings = append(findings, "node "+n.Name+": "+f)
+			}
+			evidence = append(evidence, "node "+n.Name+" ("+m.name()+"):\n"+ev)
+		}
+		AddReportEntry("forward filtering per node", strings.Join(evidence, "\n\n"))
+		Expect(findings).To(BeEmpty(), "forwarded traffic can skip kube-proxy's filter rules; the nodes' forward rules:\n%s", strings.Join(evidence, "\n\n"))
+	})
+
 	DescribeTable("on every node match a LoadBalancer Service and its EndpointSlices", Label("loadbalancer"),
 		func(ctx SpecContext, policy string) {
 			m := currentMode(ctx)

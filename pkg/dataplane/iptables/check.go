@@ -31,6 +31,7 @@ const (
 	CheckPostrouting     = "postrouting-masq" // KUBE-POSTROUTING masquerades 0x4000, only it
 	CheckForwardAccept   = "forward-accept"   // filter KUBE-FORWARD accepts marked packets
 	CheckNodePortsLast   = "nodeports-last"   // nat KUBE-SERVICES ends with the KUBE-NODEPORTS jump
+	CheckForwardOrder    = "forward-order"    // nothing accepts new forwarded connections ahead of kube-proxy's jumps
 	CheckClusterIP       = "clusterip-capture"
 	CheckClusterIPFilter = "clusterip-filter"
 	CheckMasqRule        = "svc-masq"
@@ -55,7 +56,7 @@ const (
 
 // AllChecks lists every check, for tests and reports that count coverage.
 var AllChecks = []string{
-	CheckHookJump, CheckMarkMasq, CheckPostrouting, CheckForwardAccept, CheckNodePortsLast,
+	CheckHookJump, CheckMarkMasq, CheckPostrouting, CheckForwardAccept, CheckNodePortsLast, CheckForwardOrder,
 	CheckClusterIP, CheckClusterIPFilter, CheckMasqRule, CheckChain, CheckEndpointJumps,
 	CheckProbability, CheckAffinity, CheckSEPHairpin, CheckSEPDNAT, CheckNodePort,
 	CheckNodePortFilter, CheckEXT, CheckLB, CheckLBFilter, CheckExternalIP, CheckExternalFilter,
@@ -155,7 +156,70 @@ func CheckNode(rs *Ruleset) []Finding {
 	if c := rs.Chain("nat", "KUBE-SERVICES"); c == nil || len(c.Rules) == 0 || c.Rules[len(c.Rules)-1].Target.Name != "KUBE-NODEPORTS" {
 		add(CheckNodePortsLast, "nat KUBE-SERVICES does not end with the jump to KUBE-NODEPORTS")
 	}
+	for _, f := range forwardBypass(rs.Chain("filter", "FORWARD")) {
+		add(CheckForwardOrder, "%s", f)
+	}
 	return out
+}
+
+// forwardJumps are kube-proxy's jumps from filter FORWARD: the firewall
+// (loadBalancerSourceRanges), the accept of marked traffic, and the chains
+// holding the REJECT for Services without endpoints and the DROP for
+// internalTrafficPolicy Local without a local endpoint.
+var forwardJumps = []string{"KUBE-PROXY-FIREWALL", "KUBE-FORWARD", "KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES"}
+
+// forwardBypass lists the rules of filter FORWARD that accept a new
+// connection before kube-proxy's jumps are reached. iptables stops at the
+// first ACCEPT, so forwarded traffic such a rule matches never meets
+// kube-proxy's REJECT and DROP rules: a pod on a node without a local
+// endpoint then reaches a Service it must not (kube-router v2.1.0 inserts
+// "-i kube-bridge -j ACCEPT" and friends at the top of FORWARD). Rules
+// limited to established or related traffic are harmless: kube-proxy only
+// filters new connections.
+func forwardBypass(fwd *Chain) []string {
+	if fwd == nil {
+		return nil
+	}
+	last := -1
+	for i, r := range fwd.Rules {
+		for _, j := range forwardJumps {
+			if r.Target.Kind == TargetJump && r.Target.Name == j {
+				last = i
+			}
+		}
+	}
+	var out []string
+	for i := 0; i < last; i++ {
+		r := fwd.Rules[i]
+		if r.Target.Name != "ACCEPT" || !acceptsNew(r) {
+			continue
+		}
+		var skipped []string
+		for _, later := range fwd.Rules[i+1:] {
+			for _, j := range forwardJumps {
+				if later.Target.Kind == TargetJump && later.Target.Name == j {
+					skipped = append(skipped, j)
+				}
+			}
+		}
+		out = append(out, fmt.Sprintf("filter FORWARD rule %d %q accepts new connections ahead of kube-proxy's jump%s to %s: forwarded traffic it matches skips kube-proxy's REJECT for Services without endpoints and its DROP for internalTrafficPolicy Local",
+			i+1, r.Text, plural(len(skipped)), strings.Join(skipped, ", ")))
+	}
+	return out
+}
+
+// acceptsNew: r can match a connection's first packet, i.e. it has no
+// conntrack state match or one that admits NEW.
+func acceptsNew(r *Rule) bool {
+	m, ok := ruleMatch[*ConntrackMatch](r)
+	if !ok {
+		return true
+	}
+	hasNew := false
+	for _, st := range m.States {
+		hasNew = hasNew || st == "NEW"
+	}
+	return hasNew != m.Negate
 }
 
 // postroutingMasquerades walks KUBE-POSTROUTING for a packet with or

@@ -130,6 +130,14 @@ func TestCheckFindsMutations(t *testing.T) {
 		{name: "forward accept removed", check: CheckForwardAccept,
 			dump: deleteLines("-m mark --mark 0x4000/0x4000 -j ACCEPT"),
 			want: "filter KUBE-FORWARD does not accept packets marked 0x4000"},
+		// kube-router v2.1.0's routing controller: these three rules at the
+		// top of FORWARD, re-inserted on every sync (docs/cni.md).
+		{name: "CNI accepts ahead of kube-proxy", check: CheckForwardOrder,
+			dump: replaceOnce(`-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall"`,
+				"-A FORWARD -i kube-bridge -m comment --comment \"allow outbound node port traffic on node interface with which node ip is associated\" -j ACCEPT\n"+
+					"-A FORWARD -o kube-bridge -j ACCEPT\n-A FORWARD -o eth0 -j ACCEPT\n"+
+					`-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall"`),
+			want: `filter FORWARD rule 1 "-A FORWARD -i kube-bridge`},
 		{name: "nodeports jump removed", check: CheckNodePortsLast,
 			dump: deleteLines("NOTE: this must be the last rule in this chain"),
 			want: "nat KUBE-SERVICES does not end with the jump to KUBE-NODEPORTS"},
@@ -289,5 +297,40 @@ func TestCheckFindsMutations(t *testing.T) {
 		if !fired[c] {
 			t.Errorf("check %s was never seen to fail", c)
 		}
+	}
+}
+
+// Rules that cannot accept a connection's first packet may precede
+// kube-proxy's jumps; rules after them do not matter.
+func TestForwardOrderAllows(t *testing.T) {
+	dump := replaceOnce(`-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall"`,
+		"-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"+
+			"-A FORWARD -m conntrack ! --ctstate NEW -j ACCEPT\n"+
+			"-A FORWARD -i eth0 -j DROP\n"+
+			`-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall"`)(t, readDump(t))
+	dump = replaceOnce("-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n",
+		"-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n-A FORWARD -o eth0 -j ACCEPT\n")(t, dump)
+	rs, err := ParseString(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range CheckNode(rs) {
+		if f.Check == CheckForwardOrder {
+			t.Errorf("unexpected finding: %s", f)
+		}
+	}
+	// ...but one more rule accepting NEW traffic ahead of them is caught.
+	rs, err = ParseString(replaceOnce("-A FORWARD -i eth0 -j DROP\n", "-A FORWARD -i eth0 -j DROP\n-A FORWARD -m conntrack --ctstate NEW,ESTABLISHED -s 10.244.0.0/16 -j ACCEPT\n")(t, dump))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range CheckNode(rs) {
+		if f.Check == CheckForwardOrder {
+			got = append(got, f.Message)
+		}
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "rule 4") || !strings.Contains(got[0], "KUBE-PROXY-FIREWALL, KUBE-FORWARD, KUBE-SERVICES, KUBE-EXTERNAL-SERVICES") {
+		t.Errorf("findings = %q, want one naming rule 4 and all four jumps", got)
 	}
 }
