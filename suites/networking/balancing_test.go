@@ -20,6 +20,15 @@ import (
 // with probability balanceAlpha; one endpoint taking balanceRatio times its
 // share is caught with probability balancePower. With three endpoints that
 // takes K = stats.SampleSize(3, 0.001, 0.99, 2) fresh connections.
+//
+// A full run makes six such tests at α = 0.001 (the ClusterIP spec here,
+// the NodePort spec once per node of a 3-node cluster, the LoadBalancer
+// spreading spec, and the dataplane suite's prediction cross-check), so a
+// correct proxy sees at least one of them fail by chance in about
+// 1 − 0.999⁶ ≈ 0.6 % of full runs, and in about 6 % of ten. A failure
+// whose counts are near the threshold (the message gives χ², the p-value
+// and the counts) is worth one rerun before it is believed; a real skew,
+// such as one endpoint taking twice its share, fails every time.
 const (
 	balanceAlpha     = 0.001
 	balancePower     = 0.99
