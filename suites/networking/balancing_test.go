@@ -51,16 +51,7 @@ const warmup = 30
 
 var _ = Describe("load balancing", Label("balancing"), func() {
 	It(fmt.Sprintf("spreads fresh connections to the ClusterIP uniformly over 3 endpoints (χ² at α=%g, K=SampleSize(3, %g, %g, %d)=%d)", balanceAlpha, balanceAlpha, balancePower, balanceRatio, balanceK), func(ctx SpecContext) {
-		ns := env.Namespace(ctx)
-		env.Deploy(ctx, ns, fixtures.Backend)
-		env.Deploy(ctx, ns, fixtures.Client)
-		env.Scale(ctx, ns, fixtures.BackendDeployment, balanceEndpoints)
-		_, pods := waitReadyCount(ctx, ns, fixtures.BackendService, balanceEndpoints)
-		client := env.InPod(ns, fixtures.ClientPod)
-		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
-		url := httpURL(clusterIP, fixtures.BackendPort)
-
-		awaitAllAnswer(ctx, client, url, pods, "ClusterIP")
+		_, client, url, pods := backendBehindClusterIP(ctx, balanceEndpoints, "ClusterIP")
 		res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: balanceK})
 		expectHTTP(res, answeredOnlyBy(res, pods), "ClusterIP sample")
 		expectBalanced(res, pods, "ClusterIP "+url)
@@ -114,14 +105,7 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 	})
 
 	It("sends traffic to a new endpoint within the convergence budget after a scale-up 2→3, failing no request", func(ctx SpecContext) {
-		ns := env.Namespace(ctx)
-		env.Deploy(ctx, ns, fixtures.Backend)
-		env.Deploy(ctx, ns, fixtures.Client)
-		_, old := waitReadyCount(ctx, ns, fixtures.BackendService, 2)
-		client := env.InPod(ns, fixtures.ClientPod)
-		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
-		url := httpURL(clusterIP, fixtures.BackendPort)
-		awaitAllAnswer(ctx, client, url, old, "ClusterIP before the scale-up")
+		ns, client, url, old := backendBehindClusterIP(ctx, 2, "ClusterIP before the scale-up")
 
 		scaled := env.SetReplicas(ctx, ns, fixtures.BackendDeployment, 3)
 		_, now := waitReadyCount(ctx, ns, fixtures.BackendService, 3)
@@ -144,15 +128,7 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 	})
 
 	It("stops sending traffic to a pod removed by a scale-down 3→2 once the EndpointSlice no longer lists it as ready", func(ctx SpecContext) {
-		ns := env.Namespace(ctx)
-		env.Deploy(ctx, ns, fixtures.Backend)
-		env.Deploy(ctx, ns, fixtures.Client)
-		env.Scale(ctx, ns, fixtures.BackendDeployment, 3)
-		_, old := waitReadyCount(ctx, ns, fixtures.BackendService, 3)
-		client := env.InPod(ns, fixtures.ClientPod)
-		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
-		url := httpURL(clusterIP, fixtures.BackendPort)
-		awaitAllAnswer(ctx, client, url, old, "ClusterIP before the scale-down")
+		ns, client, url, old := backendBehindClusterIP(ctx, 3, "ClusterIP before the scale-down")
 
 		scaled := env.SetReplicas(ctx, ns, fixtures.BackendDeployment, 2)
 		_, remaining := waitReadyCount(ctx, ns, fixtures.BackendService, 2)
@@ -165,14 +141,7 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 	})
 
 	It("stops sending traffic to a pod taken out of the selector once it is gone from the EndpointSlice, though the pod still serves", func(ctx SpecContext) {
-		ns := env.Namespace(ctx)
-		env.Deploy(ctx, ns, fixtures.Backend)
-		env.Deploy(ctx, ns, fixtures.Client)
-		_, old := waitReadyCount(ctx, ns, fixtures.BackendService, 2)
-		client := env.InPod(ns, fixtures.ClientPod)
-		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
-		url := httpURL(clusterIP, fixtures.BackendPort)
-		awaitAllAnswer(ctx, client, url, old, "ClusterIP before the relabel")
+		ns, client, url, old := backendBehindClusterIP(ctx, 2, "ClusterIP before the relabel")
 
 		// Relabelling takes the pod out of the Service (and out of its
 		// ReplicaSet, which starts a replacement) while it keeps running.
@@ -193,6 +162,24 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 		expectHTTP(direct, answeredOnlyBy(direct, []string{removed}), "the removed pod, asked at its own address")
 	})
 })
+
+// backendBehindClusterIP deploys the backend with n replicas (the fixture
+// has two) and the client pod in a fresh namespace, and waits until each of
+// the n ready endpoints has answered the client through the ClusterIP. It
+// returns the namespace, the client, the ClusterIP URL and the pods.
+func backendBehindClusterIP(ctx SpecContext, n int, what string) (string, probe.Runner, string, []string) {
+	ns := env.Namespace(ctx)
+	env.Deploy(ctx, ns, fixtures.Backend)
+	env.Deploy(ctx, ns, fixtures.Client)
+	if n != 2 {
+		env.Scale(ctx, ns, fixtures.BackendDeployment, int32(n))
+	}
+	_, pods := waitReadyCount(ctx, ns, fixtures.BackendService, n)
+	client := env.InPod(ns, fixtures.ClientPod)
+	url := httpURL(mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP, fixtures.BackendPort)
+	awaitAllAnswer(ctx, client, url, pods, what)
+	return ns, client, url, pods
+}
 
 // awaitAllAnswer waits (harness.Converge) until a batch of requests to url
 // is answered, every one by a pod in pods and each of pods at least once:
