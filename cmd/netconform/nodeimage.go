@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -43,14 +42,11 @@ func ensureNodeImage(cmd *cobra.Command, version, provider string, offline bool)
 	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(nodeimage.CacheDir(), "logs", "node-image-"+version+".log")
 	var log io.Writer = io.Discard
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err == nil {
-		if f, err := os.Create(logPath); err == nil {
-			defer f.Close()
-			log = f
-			fmt.Fprintf(cmd.ErrOrStderr(), "netconform: node image build log: %s\n", logPath)
-		}
+	if f, err := nodeimage.CreateLog(version); err == nil {
+		defer f.Close()
+		log = f
+		fmt.Fprintf(cmd.ErrOrStderr(), "netconform: node image build log: %s\n", f.Name())
 	}
 	return nodeimage.Ensure(cmd.Context(), nodeimage.Options{
 		Version: version, Engine: provider, RepoRoot: repoRoot(), Shim: rep.ShimNeeded, Offline: offline, Log: log,

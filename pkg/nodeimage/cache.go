@@ -9,6 +9,16 @@ import (
 	"strings"
 )
 
+// CreateLog opens (truncating) the build log for a Kubernetes version under
+// the cache, where a failed build's details stay for the user to read.
+func CreateLog(version string) (*os.File, error) {
+	p := filepath.Join(CacheDir(), "logs", "node-image-"+version+".log")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the node image build log: %w", err)
+	}
+	return os.Create(p)
+}
+
 // CacheDir is where built artifacts are kept between runs: $NETCONFORM_CACHE,
 // else $XDG_CACHE_HOME/netconform, else ~/.cache/netconform. It lives outside
 // the repository so that `make clean` does not throw away a ten-minute build.

@@ -79,9 +79,7 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(nodeimage.CacheDir(), "logs", "node-image-"+cell.Kubernetes+".log")
-	_ = os.MkdirAll(filepath.Dir(logPath), 0o755)
-	logf, err := os.Create(logPath)
+	logf, err := nodeimage.CreateLog(cell.Kubernetes)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +87,7 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 	img, err := nodeimage.Ensure(ctx, nodeimage.Options{Version: cell.Kubernetes, Engine: o.Engine, RepoRoot: o.RepoRoot,
 		Shim: rep.ShimNeeded, Offline: o.Offline, Log: logf})
 	if err != nil {
-		return nil, fmt.Errorf("%w\n(build log: %s)", err, logPath)
+		return nil, fmt.Errorf("%w\n(build log: %s)", err, logf.Name())
 	}
 	netName := cluster.KindNetwork(os.Getenv)
 	var netInfo *cluster.NetworkInfo
