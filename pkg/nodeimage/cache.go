@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // CreateLog opens (truncating) the build log for a Kubernetes version under
@@ -58,7 +59,16 @@ func fileKey(path string) (string, error) {
 // cached makes dir by calling build on a temporary sibling and renaming it
 // into place only on success, so an interrupted or failed build never leaves
 // a half-made directory under the final name. An existing dir is reused.
+//
+// Builds of one dir are serialized within the process (add-ons are built
+// alongside the node image, and two of them may share a step); another
+// process building the same dir at the same time (two checkouts bringing up
+// clusters) is not waited for, and whichever finishes second keeps the
+// first one's result.
 func cached(dir string, build func(tmp string) error) error {
+	mu := buildLock(dir)
+	mu.Lock()
+	defer mu.Unlock()
 	if _, err := os.Stat(dir); err == nil {
 		return nil
 	}
@@ -74,7 +84,28 @@ func cached(dir string, build func(tmp string) error) error {
 		os.RemoveAll(tmp)
 		return err
 	}
-	return os.Rename(tmp, dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, serr := os.Stat(dir); serr == nil {
+			os.RemoveAll(tmp) // another process finished the same build first
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+var (
+	buildLocksMu sync.Mutex
+	buildLocks   = map[string]*sync.Mutex{}
+)
+
+func buildLock(dir string) *sync.Mutex {
+	buildLocksMu.Lock()
+	defer buildLocksMu.Unlock()
+	if buildLocks[dir] == nil {
+		buildLocks[dir] = &sync.Mutex{}
+	}
+	return buildLocks[dir]
 }
 
 // removeStale deletes leftovers of builds of dir that were killed.

@@ -4,32 +4,30 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/netconform/netconform/internal/progress"
 	"github.com/netconform/netconform/pkg/addons"
 	"github.com/netconform/netconform/pkg/cluster"
-	"github.com/netconform/netconform/pkg/nodeimage"
 )
 
-// installAddons builds (or takes from the cache) the cell's add-ons, loads
-// their images into every node, installs them and waits until they work.
-func installAddons(ctx context.Context, k *cluster.Kind, names []string, net *cluster.NetworkInfo, slot int, info *Info) error {
-	list, err := addons.InOrder(names)
-	if err != nil {
-		return err
-	}
-	logPath := filepath.Join(nodeimage.CacheDir(), "logs", "addons.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
+// buildAddons builds the add-ons' images into the cache (or finds them
+// there); installAddons then takes them from it.
+func buildAddons(ctx context.Context, list []addons.Addon, log *os.File) error {
 	for _, a := range list {
-		a := a
-		err := progress.Step("add-on "+a.Name()+" (build log: "+logPath+")", func() error {
-			imgs, err := a.Images(ctx, logf)
+		if _, err := a.Images(ctx, log); err != nil {
+			return fmt.Errorf("building %s images: %w", a.Name(), err)
+		}
+	}
+	return nil
+}
+
+// installAddons loads the add-ons' images into every node, installs them
+// in order and waits until each works.
+func installAddons(ctx context.Context, k *cluster.Kind, list []addons.Addon, log *os.File, net *cluster.NetworkInfo, slot int, info *Info) error {
+	for _, a := range list {
+		err := progress.Step("add-on "+a.Name()+" (build log: "+log.Name()+")", func() error {
+			imgs, err := a.Images(ctx, log)
 			if err != nil {
 				return fmt.Errorf("building %s images: %w", a.Name(), err)
 			}

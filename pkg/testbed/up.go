@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netconform/netconform/internal/progress"
+	"github.com/netconform/netconform/pkg/addons"
 	"github.com/netconform/netconform/pkg/cluster"
 	"github.com/netconform/netconform/pkg/host"
 	"github.com/netconform/netconform/pkg/nodeimage"
@@ -79,11 +80,30 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
+	addonNames := cell.Addons
+	if cell.CNI != "" && cell.CNI != "podnet" {
+		// The cell's CNI is an add-on, installed first.
+		addonNames = append([]string{cell.CNI}, addonNames...)
+	}
+	addonList, err := addons.InOrder(addonNames)
+	if err != nil {
+		return nil, err
+	}
 	logf, err := nodeimage.CreateLog(cell.Kubernetes)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
+	addonLog, err := os.Create(filepath.Join(filepath.Dir(logf.Name()), "addons.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer addonLog.Close()
+	// Add-on images do not depend on the node image: on a cold cache they
+	// are built alongside it, so a run waits for the longer of the two
+	// builds rather than their sum.
+	addonsBuilt := make(chan error, 1)
+	go func() { addonsBuilt <- buildAddons(ctx, addonList, addonLog) }()
 	img, err := nodeimage.Ensure(ctx, nodeimage.Options{Version: cell.Kubernetes, Engine: o.Engine, RepoRoot: o.RepoRoot,
 		Shim: rep.ShimNeeded, Offline: o.Offline, Log: logf})
 	if err != nil {
@@ -97,13 +117,10 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 		return nil, err
 	}
 	k := cluster.NewKind(name, o.Engine, StateDir(o.RepoRoot)).WithNodeImage(img.Image, img.KubeadmPatches)
-	addonNames := cell.Addons
 	if cell.CNI != "" && cell.CNI != "podnet" {
 		// The cell's CNI is an add-on (kind's default CNI is disabled): no
-		// node can be Ready before it is installed, so kind must not wait,
-		// and it is installed first (the add-on order puts CNIs first).
+		// node can be Ready before it is installed, so kind must not wait.
 		k.WithWaitForReady(0)
-		addonNames = append([]string{cell.CNI}, addonNames...)
 	}
 	if err := progress.Step(fmt.Sprintf("cluster %s (%s, Kubernetes %s, %s)", name, cell.Name, cell.Kubernetes, cell.ProxyMode), func() error {
 		_, err := k.CreateWithConfig(ctx, cell.Path)
@@ -126,7 +143,10 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 		ProbeImage: probeTag, NodeImage: img.Image, NodeUpstream: img.Upstream, ProxyMode: cell.ProxyMode,
 		KnownFailures: cell.KnownFailureLabels(), Reused: k.Reused(),
 	}
-	if err := installAddons(ctx, k, addonNames, netInfo, poolSlot(cell.Index, o.Name), info); err != nil {
+	if err := <-addonsBuilt; err != nil {
+		return nil, fmt.Errorf("%w\n(build log: %s; cluster %s is left running: make cluster-delete CLUSTER_CONFIG=clusters/%s)", err, addonLog.Name(), name, cell.Config)
+	}
+	if err := installAddons(ctx, k, addonList, addonLog, netInfo, poolSlot(cell.Index, o.Name), info); err != nil {
 		return nil, fmt.Errorf("%w\n(cluster %s is left running for inspection: KUBECONFIG=%s; remove it with make cluster-delete CLUSTER_CONFIG=clusters/%s)", err, name, k.GetKubeconfig(), cell.Config)
 	}
 	if err := progress.Step("waiting for nodes, kube-proxy, CNI and CoreDNS", func() error {
