@@ -41,7 +41,7 @@ var _ = Describe("kube-proxy rules, traced", Label("dataplane"), func() {
 		pred := predict(m, s, client.Spec.NodeName, dp.Packet{
 			Src: mustAddr(client.Status.PodIP), Dst: mustAddr(svc.Spec.ClusterIP), Proto: "tcp", DPort: fixtures.BackendPort, From: dp.FromPod,
 		})
-		Expect(pred.pods).To(Equal(podNames(ctx, ns, fixtures.BackendDeployment)),
+		Expect(pred.pods).To(Equal(env.PodNames(ctx, ns, fixtures.BackendDeployment)),
 			"the trace on %s must reach every backend pod, and only them; it predicts %s", client.Spec.NodeName, pred)
 
 		k, err := stats.SampleSize(len(pred.pods), 0.001, 0.99, 2)
@@ -72,7 +72,7 @@ var _ = Describe("kube-proxy rules, traced", Label("dataplane"), func() {
 		s := converged(ctx, m, ns)
 		client := getPod(ctx, ns, fixtures.ClientPod)
 		svc := s.service(fixtures.BackendService)
-		backend := getPod(ctx, ns, podNames(ctx, ns, fixtures.BackendDeployment)[0])
+		backend := getPod(ctx, ns, env.PodNames(ctx, ns, fixtures.BackendDeployment)[0])
 		vip, port := mustAddr(svc.Spec.ClusterIP), uint16(fixtures.BackendPort)
 
 		hairpin := predict(m, s, backend.Spec.NodeName, dp.Packet{Src: mustAddr(backend.Status.PodIP), Dst: vip, Proto: "tcp", DPort: port, From: dp.FromPod})
@@ -188,20 +188,6 @@ func getPod(ctx context.Context, ns, name string) *corev1.Pod {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(p.Status.PodIP).NotTo(BeEmpty(), "pod %s has no IP", name)
 	return p
-}
-
-// podNames lists the names of the live pods with label app=<app>, sorted.
-func podNames(ctx context.Context, ns, app string) []string {
-	pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: fixtures.AppLabel + "=" + app})
-	Expect(err).NotTo(HaveOccurred())
-	var out []string
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil {
-			out = append(out, p.Name)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 func mustAddr(s string) netip.Addr {

@@ -21,7 +21,7 @@ var _ = Describe("backend-service", Label("dns", "smoke"), func() {
 		svc, err := env.Client.CoreV1().Services(ns).Get(ctx, fixtures.BackendService, metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		clusterIP := svc.Spec.ClusterIP
-		backends := podNames(ctx, ns, fixtures.BackendDeployment)
+		backends := env.PodNames(ctx, ns, fixtures.BackendDeployment)
 		Expect(backends).To(HaveLen(2), "backend pods")
 		client := env.InPod(ns, fixtures.ClientPod)
 
@@ -46,20 +46,6 @@ var _ = Describe("backend-service", Label("dns", "smoke"), func() {
 		Expect(keys(res.Pods)).To(Equal(backends), "answering pods %v (counts %v), want both backends %v", keys(res.Pods), res.Pods, backends)
 	})
 })
-
-// podNames lists the names of the pods with label app=<app> in ns, sorted.
-func podNames(ctx SpecContext, ns, app string) []string {
-	pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: fixtures.AppLabel + "=" + app})
-	Expect(err).NotTo(HaveOccurred())
-	var out []string
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil {
-			out = append(out, p.Name)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
 
 func keys(m map[string]int) []string {
 	out := make([]string, 0, len(m))

@@ -155,7 +155,7 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 		Expect(err).NotTo(HaveOccurred(), "waiting for %s to leave the EndpointSlices", removed)
 		// Probe at once, while the ReplicaSet's replacement is starting: any
 		// pod still labelled app=backend may answer, the removed one not.
-		expectRemovedSilent(ctx, client, url, removed, func() []string { return podNames(ctx, ns, fixtures.BackendDeployment) }, sliceAt)
+		expectRemovedSilent(ctx, client, url, removed, func() []string { return env.PodNames(ctx, ns, fixtures.BackendDeployment) }, sliceAt)
 
 		// It is still there: the silence above is the data plane's doing.
 		direct := harness.HTTP(ctx, client, probe.HTTPOptions{URL: httpURL(podIP(ctx, ns, removed), fixtures.BackendPort), Count: 3})

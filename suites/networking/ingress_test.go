@@ -124,8 +124,8 @@ var _ = Describe("Ingress hello (host hello.test.com)", Label("ingress"), Serial
 		env.Deploy(ctx, ns, fixtures.Ingress, func(p *fixtures.Params) { p.IngressClassName = class.Name })
 		addr, from := ingressAddress(ctx, ns, class)
 		AddReportEntry("ingress address", fmt.Sprintf("%s from %s (IngressClass %s, controller %s)", addr, from, class.Name, class.Spec.Controller))
-		hello := podNames(ctx, ns, fixtures.HelloService)
-		world := podNames(ctx, ns, fixtures.WorldService)
+		hello := env.PodNames(ctx, ns, fixtures.HelloService)
+		world := env.PodNames(ctx, ns, fixtures.WorldService)
 		Expect(hello).To(HaveLen(1), "hello pods")
 		Expect(world).To(HaveLen(1), "world pods")
 		return addr, hello, world

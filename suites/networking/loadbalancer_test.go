@@ -87,7 +87,7 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 		ns := env.Namespace(ctx)
 		external := env.External()
 		lb := loadBalancerAddress(ctx, ns)
-		pods := podNames(ctx, ns, fixtures.LoadBalancerDeployment)
+		pods := env.PodNames(ctx, ns, fixtures.LoadBalancerDeployment)
 		Expect(pods).To(HaveLen(2), "foo pods")
 		url := addrURL(lb, port, "/")
 
@@ -110,7 +110,7 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 		ns := env.Namespace(ctx)
 		external := env.ExternalAt(ctx)
 		lb := loadBalancerAddress(ctx, ns, func(p *fixtures.Params) { p.ExternalTrafficPolicy = "Local" })
-		pods := podNames(ctx, ns, fixtures.LoadBalancerDeployment)
+		pods := env.PodNames(ctx, ns, fixtures.LoadBalancerDeployment)
 		url := addrURL(lb, port, "/clientip")
 
 		what := fmt.Sprintf("external client %s → %s", external.Addr, url)
@@ -131,7 +131,7 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 			denied = env.ExternalAt(ctx)
 		}
 		lb := loadBalancerAddress(ctx, ns)
-		pods := podNames(ctx, ns, fixtures.LoadBalancerDeployment)
+		pods := env.PodNames(ctx, ns, fixtures.LoadBalancerDeployment)
 		url := addrURL(lb, port, "/")
 
 		// Control: before any range is set, both clients get through, so

@@ -33,7 +33,7 @@ var _ = Describe("frontend-nodeport-service", Label("nodeport"), func() {
 		svc := fetchService(ctx, ns, fixtures.FrontendService)
 		Expect(svc.Spec.ExternalTrafficPolicy).To(Equal(corev1.ServiceExternalTrafficPolicyCluster))
 		port := onlyNodePort(svc)
-		frontends := podNames(ctx, ns, fixtures.FrontendDeployment)
+		frontends := env.PodNames(ctx, ns, fixtures.FrontendDeployment)
 		Expect(frontends).To(HaveLen(3), "frontend pods")
 
 		clients := []struct {

@@ -24,7 +24,7 @@ var _ = Describe("source IP", Label("source-ip"), func() {
 		ns := env.Namespace(ctx)
 		env.Deploy(ctx, ns, fixtures.Backend)
 		env.Deploy(ctx, ns, fixtures.Client)
-		backends := podNames(ctx, ns, fixtures.BackendDeployment)
+		backends := env.PodNames(ctx, ns, fixtures.BackendDeployment)
 		client, err := env.Client.CoreV1().Pods(ns).Get(ctx, fixtures.ClientPod, metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(client.Status.PodIP).NotTo(BeEmpty(), "client pod has no IP")
@@ -51,7 +51,7 @@ var _ = Describe("source IP", Label("source-ip"), func() {
 		svc := fetchService(ctx, ns, fixtures.FrontendService)
 		Expect(svc.Spec.ExternalTrafficPolicy).To(Equal(corev1.ServiceExternalTrafficPolicyCluster))
 		port := onlyNodePort(svc)
-		frontends := podNames(ctx, ns, fixtures.FrontendDeployment)
+		frontends := env.PodNames(ctx, ns, fixtures.FrontendDeployment)
 
 		// What a masquerading node may put as the source: an InternalIP
 		// (forwarded to another node) or its own address towards its pods
@@ -96,7 +96,7 @@ var _ = Describe("source IP", Label("source-ip"), func() {
 		svc := fetchService(ctx, ns, fixtures.FrontendService)
 		Expect(svc.Spec.ExternalTrafficPolicy).To(Equal(corev1.ServiceExternalTrafficPolicyLocal))
 		port := onlyNodePort(svc)
-		frontends := podNames(ctx, ns, fixtures.FrontendDeployment)
+		frontends := env.PodNames(ctx, ns, fixtures.FrontendDeployment)
 
 		what := fmt.Sprintf("external client %s → node %s:%d/clientip (all endpoints local)", external.Addr, home, port)
 		awaitDataPlane(ctx, what, func(g Gomega) {

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -77,4 +78,21 @@ func (e *Env) Scale(ctx context.Context, ns, deployment string, replicas int32) 
 	if err != nil {
 		Fail(fmt.Sprintf("deployment %s/%s not at %d ready replicas within %s: %s", ns, deployment, replicas, Deploy, state))
 	}
+}
+
+// PodNames lists the live (not terminating) pods with label app=<app> in
+// ns, sorted: what a probe's answers are compared with.
+func (e *Env) PodNames(ctx context.Context, ns, app string) []string {
+	pods, err := e.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: fixtures.AppLabel + "=" + app})
+	if err != nil {
+		Fail(fmt.Sprintf("listing pods app=%s in %s: %v", app, ns, err))
+	}
+	var out []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			out = append(out, p.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
