@@ -104,7 +104,7 @@ func installPackages(ctx context.Context, pkgs ...string) error {
 // installShim builds the shim from this repository and installs it, unless
 // an identical binary is already there.
 func installShim(ctx context.Context, repoRoot string) error {
-	tmp := ShimPath + ".new"
+	tmp := fmt.Sprintf("%s.new-%d", ShimPath, os.Getpid()) // concurrent runs must not share it
 	c := &run.Cmd{Name: "go", Args: []string{"build", "-trimpath", "-ldflags=-s -w", "-o", tmp, "./cmd/netconform-runc"},
 		Dir: repoRoot, Env: []string{"CGO_ENABLED=0"}}
 	if err := c.Run(ctx); err != nil {
