@@ -94,7 +94,8 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	addonLog, err := os.Create(filepath.Join(filepath.Dir(logf.Name()), "addons.log"))
+	// One add-on log per cluster: runs for several cells may overlap.
+	addonLog, err := os.Create(filepath.Join(filepath.Dir(logf.Name()), "addons-"+name+".log"))
 	if err != nil {
 		return nil, err
 	}
