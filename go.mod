@@ -3,7 +3,6 @@ module github.com/netconform/netconform
 go 1.26.8
 
 require (
-	github.com/go-json-experiment/json v1.27.2
 	github.com/google/go-containerregistry v0.22.1
 	github.com/miekg/dns v1.1.73
 	github.com/moby/sys/capability v0.5.0

@@ -4,77 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
-
-	"github.com/go-json-experiment/json/jsontext"
 )
-
-// decodeTree reads one JSON document into the shapes encoding/json gives
-// with UseNumber (map[string]any, []any, string, json.Number, bool, nil),
-// which the builder walks. It reads tokens with jsontext rather than
-// decoding through encoding/json's reflection: a 5,000-Service dump is
-// about 15 MB, and decoding was most of parsing's cost.
-func decodeTree(r io.Reader) (any, error) {
-	dec := jsontext.NewDecoder(r)
-	doc, err := readTree(dec)
-	if err != nil {
-		return nil, fmt.Errorf("nft json: decoding document: %w", err)
-	}
-	if _, err := dec.ReadToken(); err != io.EOF {
-		return nil, fmt.Errorf("nft json: trailing data after the document")
-	}
-	return doc, nil
-}
-
-func readTree(dec *jsontext.Decoder) (any, error) {
-	tok, err := dec.ReadToken()
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	switch tok.Kind() {
-	case '{':
-		m := map[string]any{}
-		for dec.PeekKind() != '}' {
-			k, err := dec.ReadToken()
-			if err != nil {
-				return nil, err
-			}
-			key := k.String() // before the next read voids k
-			v, err := readTree(dec)
-			if err != nil {
-				return nil, err
-			}
-			m[key] = v
-		}
-		_, err := dec.ReadToken()
-		return m, err
-	case '[':
-		l := []any{}
-		for dec.PeekKind() != ']' {
-			v, err := readTree(dec)
-			if err != nil {
-				return nil, err
-			}
-			l = append(l, v)
-		}
-		_, err := dec.ReadToken()
-		return l, err
-	case '"':
-		return tok.String(), nil
-	case '0':
-		return json.Number(tok.String()), nil
-	case 't', 'f':
-		return tok.Bool(), nil
-	case 'n':
-		return nil, nil
-	}
-	return nil, fmt.Errorf("unexpected token %s", tok)
-}
 
 // ParseError says where in the dump the parser gave up: Where is a JSON
 // path such as `nftables[57] (rule in ip kube-proxy chain "services").expr[0].vmap.key`.

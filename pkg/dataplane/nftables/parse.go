@@ -1,6 +1,8 @@
 package nftables
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -14,9 +16,14 @@ import (
 // because a dump that fails this cannot have come from nft, and tracing it
 // would give a confident wrong answer.
 func ParseJSON(r io.Reader) (*Ruleset, error) {
-	doc, err := decodeTree(r)
-	if err != nil {
-		return nil, err
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("nft json: decoding document: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("nft json: trailing data after the document")
 	}
 	top, err := asObj(doc, &path{text: "document"})
 	if err != nil {
