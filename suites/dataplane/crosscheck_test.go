@@ -24,7 +24,7 @@ import (
 // be what connections through that node do. Where the prediction and the
 // traffic part, either the rules are not what kube-proxy meant them to be
 // or the tracer misreads them; both are worth knowing.
-var _ = Describe("kube-proxy rules, traced", Label("dataplane"), func() {
+var _ = Describe("kube-proxy rules, traced", Label("dataplane", "crosscheck"), func() {
 	// A chi-square goodness-of-fit test at α = 0.001 of the answering pods'
 	// counts against the predicted shares, with K = stats.SampleSize(n,
 	// 0.001, 0.99, 2) requests for n predicted backends: enough to catch
