@@ -12,26 +12,27 @@ import (
 )
 
 // buildAddons builds the add-ons' images into the cache (or finds them
-// there); installAddons then takes them from it.
-func buildAddons(ctx context.Context, list []addons.Addon, log *os.File) error {
-	for _, a := range list {
-		if _, err := a.Images(ctx, log); err != nil {
-			return fmt.Errorf("building %s images: %w", a.Name(), err)
+// there) and returns each add-on's image archives, in list order, for
+// installAddons.
+func buildAddons(ctx context.Context, list []addons.Addon, log *os.File) ([][]string, error) {
+	archives := make([][]string, len(list))
+	for i, a := range list {
+		imgs, err := a.Images(ctx, log)
+		if err != nil {
+			return nil, fmt.Errorf("building %s images: %w", a.Name(), err)
 		}
+		archives[i] = imgs
 	}
-	return nil
+	return archives, nil
 }
 
-// installAddons loads the add-ons' images into every node, installs them
-// in order and waits until each works.
-func installAddons(ctx context.Context, k *cluster.Kind, list []addons.Addon, log *os.File, net *cluster.NetworkInfo, slot int, info *Info) error {
-	for _, a := range list {
-		err := progress.Step("add-on "+a.Name()+" (build log: "+log.Name()+")", func() error {
-			imgs, err := a.Images(ctx, log)
-			if err != nil {
-				return fmt.Errorf("building %s images: %w", a.Name(), err)
-			}
-			if err := k.LoadArchives(ctx, imgs...); err != nil {
+// installAddons loads the add-ons' images (archives, as buildAddons
+// returned them) into every node, installs the add-ons in order and waits
+// until each works.
+func installAddons(ctx context.Context, k *cluster.Kind, list []addons.Addon, archives [][]string, net *cluster.NetworkInfo, slot int, info *Info) error {
+	for i, a := range list {
+		err := progress.Step("add-on "+a.Name(), func() error {
+			if err := k.LoadArchives(ctx, archives[i]...); err != nil {
 				return err
 			}
 			if err := a.Install(ctx, k.GetKubeconfig(), addons.Params{KindNetworkSubnet: net.Subnet, PoolSlot: slot}); err != nil {

@@ -103,8 +103,15 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 	// Add-on images do not depend on the node image: on a cold cache they
 	// are built alongside it, so a run waits for the longer of the two
 	// builds rather than their sum.
-	addonsBuilt := make(chan error, 1)
-	go func() { addonsBuilt <- buildAddons(ctx, addonList, addonLog) }()
+	type built struct {
+		archives [][]string
+		err      error
+	}
+	addonsBuilt := make(chan built, 1)
+	go func() {
+		a, err := buildAddons(ctx, addonList, addonLog)
+		addonsBuilt <- built{a, err}
+	}()
 	img, err := nodeimage.Ensure(ctx, nodeimage.Options{Version: cell.Kubernetes, Engine: o.Engine, RepoRoot: o.RepoRoot,
 		Shim: rep.ShimNeeded, Offline: o.Offline, Log: logf})
 	if err != nil {
@@ -144,10 +151,11 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 		ProbeImage: probeTag, NodeImage: img.Image, NodeUpstream: img.Upstream, ProxyMode: cell.ProxyMode,
 		KnownFailures: cell.KnownFailureLabels(), Reused: k.Reused(),
 	}
-	if err := <-addonsBuilt; err != nil {
-		return nil, fmt.Errorf("%w\n(build log: %s; cluster %s is left running: make cluster-delete CLUSTER_CONFIG=clusters/%s)", err, addonLog.Name(), name, cell.Config)
+	b := <-addonsBuilt
+	if b.err != nil {
+		return nil, fmt.Errorf("%w\n(build log: %s; cluster %s is left running: make cluster-delete CLUSTER_CONFIG=clusters/%s)", b.err, addonLog.Name(), name, cell.Config)
 	}
-	if err := installAddons(ctx, k, addonList, addonLog, netInfo, poolSlot(cell.Index, o.Name), info); err != nil {
+	if err := installAddons(ctx, k, addonList, b.archives, netInfo, poolSlot(cell.Index, o.Name), info); err != nil {
 		return nil, fmt.Errorf("%w\n(cluster %s is left running for inspection: KUBECONFIG=%s; remove it with make cluster-delete CLUSTER_CONFIG=clusters/%s)", err, name, k.GetKubeconfig(), cell.Config)
 	}
 	if err := progress.Step("waiting for nodes, kube-proxy, CNI and CoreDNS", func() error {
