@@ -107,17 +107,12 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 	It("sends traffic to a new endpoint within the convergence budget after a scale-up 2→3, failing no request", func(ctx SpecContext) {
 		ns, client, url, old := backendBehindClusterIP(ctx, 2, "ClusterIP before the scale-up")
 
-		scaled := env.SetReplicas(ctx, ns, fixtures.BackendDeployment, 3)
-		_, now := waitReadyCount(ctx, ns, fixtures.BackendService, 3)
-		sliceAt := time.Now()
-		added := without(now, old...)
-		Expect(added).To(HaveLen(1), "ready endpoints before %v, after %v", old, now)
-		AddReportEntry("scale-up", fmt.Sprintf("new endpoint %s ready in the EndpointSlice %s after the scale request", added[0], sliceAt.Sub(scaled).Round(time.Millisecond)))
+		now, added, sliceAt := rescaleBackend(ctx, ns, old, 3)
 
-		attempts := harness.Await(ctx, "the new endpoint "+added[0]+" answers", harness.Converge,
+		attempts := harness.Await(ctx, "the new endpoint "+added+" answers", harness.Converge,
 			httpProbe(client, probe.HTTPOptions{URL: url, Count: warmup}), func(res probe.HTTPResult) error {
-				if res.Pods[added[0]] == 0 {
-					return fmt.Errorf("%s did not answer; answers per pod %v", added[0], res.Pods)
+				if res.Pods[added] == 0 {
+					return fmt.Errorf("%s did not answer; answers per pod %v", added, res.Pods)
 				}
 				return nil
 			})
@@ -130,14 +125,9 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 	It("stops sending traffic to a pod removed by a scale-down 3→2 once the EndpointSlice no longer lists it as ready", func(ctx SpecContext) {
 		ns, client, url, old := backendBehindClusterIP(ctx, 3, "ClusterIP before the scale-down")
 
-		scaled := env.SetReplicas(ctx, ns, fixtures.BackendDeployment, 2)
-		_, remaining := waitReadyCount(ctx, ns, fixtures.BackendService, 2)
-		sliceAt := time.Now()
-		removed := without(old, remaining...)
-		Expect(removed).To(HaveLen(1), "ready endpoints before %v, after %v", old, remaining)
-		AddReportEntry("scale-down", fmt.Sprintf("%s out of the ready endpoints %s after the scale request", removed[0], sliceAt.Sub(scaled).Round(time.Millisecond)))
+		remaining, removed, sliceAt := rescaleBackend(ctx, ns, old, 2)
 
-		expectRemovedSilent(ctx, client, url, removed[0], func() []string { return remaining }, sliceAt)
+		expectRemovedSilent(ctx, client, url, removed, func() []string { return remaining }, sliceAt)
 	})
 
 	It("stops sending traffic to a pod taken out of the selector once it is gone from the EndpointSlice, though the pod still serves", func(ctx SpecContext) {
@@ -179,6 +169,28 @@ func backendBehindClusterIP(ctx SpecContext, n int, what string) (string, probe.
 	url := httpURL(mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP, fixtures.BackendPort)
 	awaitAllAnswer(ctx, client, url, pods, what)
 	return ns, client, url, pods
+}
+
+// rescaleBackend scales the backend from the ready endpoints before to n
+// replicas (one more or one fewer), waits until n endpoints are ready, and
+// returns them, the one endpoint added or removed, and when the
+// EndpointSlice showed the change; the report says how long that took.
+func rescaleBackend(ctx SpecContext, ns string, before []string, n int) ([]string, string, time.Time) {
+	scaled := env.SetReplicas(ctx, ns, fixtures.BackendDeployment, int32(n))
+	_, now := waitReadyCount(ctx, ns, fixtures.BackendService, n)
+	sliceAt := time.Now()
+	changed := without(now, before...)
+	if n < len(before) {
+		changed = without(before, now...)
+	}
+	Expect(changed).To(HaveLen(1), "ready endpoints before %v, after %v", before, now)
+	took := sliceAt.Sub(scaled).Round(time.Millisecond)
+	if n < len(before) {
+		AddReportEntry("scale-down", fmt.Sprintf("%s out of the ready endpoints %s after the scale request", changed[0], took))
+	} else {
+		AddReportEntry("scale-up", fmt.Sprintf("new endpoint %s ready in the EndpointSlice %s after the scale request", changed[0], took))
+	}
+	return now, changed[0], sliceAt
 }
 
 // awaitAllAnswer waits (harness.Converge) until a batch of requests to url
