@@ -490,10 +490,8 @@ func iptablesForwardBypass(n *nodeRules) ([]string, string, error) {
 		return nil, "", fmt.Errorf("parsing iptables-save: %w", err)
 	}
 	var out []string
-	for _, f := range iptables.CheckNode(rs) {
-		if f.Check == iptables.CheckForwardOrder {
-			out = append(out, f.Message)
-		}
+	for _, f := range iptables.ForwardOrder(rs) {
+		out = append(out, f.Message)
 	}
 	var ev []string
 	if c := rs.Chain("filter", "FORWARD"); c != nil {

@@ -156,8 +156,15 @@ func CheckNode(rs *Ruleset) []Finding {
 	if c := rs.Chain("nat", "KUBE-SERVICES"); c == nil || len(c.Rules) == 0 || c.Rules[len(c.Rules)-1].Target.Name != "KUBE-NODEPORTS" {
 		add(CheckNodePortsLast, "nat KUBE-SERVICES does not end with the jump to KUBE-NODEPORTS")
 	}
+	return append(out, ForwardOrder(rs)...)
+}
+
+// ForwardOrder is the forward-order check alone (CheckNode includes it), for
+// callers that report it apart from kube-proxy's own rules.
+func ForwardOrder(rs *Ruleset) []Finding {
+	var out []Finding
 	for _, f := range forwardBypass(rs.Chain("filter", "FORWARD")) {
-		add(CheckForwardOrder, "%s", f)
+		out = append(out, Finding{Check: CheckForwardOrder, Message: f})
 	}
 	return out
 }
