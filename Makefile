@@ -12,9 +12,9 @@ GO ?= go
 NETCONFORM := $(GO) run ./cmd/netconform
 CLUSTER_CONFIG ?=
 K8S_VERSION ?= v1.37.2
-export CLUSTER_CONFIG LABEL_FILTER KEEP_CLUSTER CLUSTER_NAME
+export CLUSTER_CONFIG LABEL_FILTER KEEP_CLUSTER CLUSTER_NAME FAULTS
 
-.PHONY: all test test-networking host node-image images cluster cluster-delete clean vet fuzz bench
+.PHONY: all test test-networking test-mutants host node-image images cluster cluster-delete clean vet fuzz bench
 
 all: test
 
@@ -27,6 +27,11 @@ test:
 ## test-networking: host bootstrap, node image, cluster (unless $$KUBECONFIG), every suite, reports/latest.
 test-networking:
 	$(NETCONFORM) run
+
+## test-mutants: roll kube-proxies with one known fault each onto the cluster (CLUSTER_CONFIG's or
+## $$KUBECONFIG's) and check that the specs of each fault's area fail; FAULTS=a,b picks faults.
+test-mutants:
+	$(NETCONFORM) mutants
 
 ## host: make sure the container engine runs (and the runtime shim where needed).
 host:

@@ -38,27 +38,8 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			absDir, _ := filepath.Abs(dir)
-			var info *testbed.Info
-			var err error
-			if kc := os.Getenv("KUBECONFIG"); kc != "" {
-				info, err = testbed.Attach(ctx, kc, o.Config, o.Engine, o.RepoRoot)
-			} else {
-				info, err = testbed.Up(ctx, o)
-				if info != nil && info.Reused && !keep {
-					progress.Printf("cluster %s existed before this run: keeping it", info.KindCluster)
-				}
-				if info != nil && !info.Reused && !keep {
-					defer func() {
-						// A fresh context: an interrupted run still deletes its cluster.
-						dctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-						defer cancel()
-						o.Name = info.KindCluster
-						if derr := testbed.Down(dctx, o); derr != nil {
-							progress.Printf("deleting cluster %s: %v", info.KindCluster, derr)
-						}
-					}()
-				}
-			}
+			info, release, err := acquireTestbed(ctx, o, keep)
+			defer release()
 			if err != nil {
 				return err
 			}
@@ -69,27 +50,11 @@ func newRunCmd() *cobra.Command {
 			latest := filepath.Join(reportsDir, "latest")
 			_ = os.Remove(latest)
 			_ = os.Symlink(runID, latest)
-			args := []string{"tool", "ginkgo", "-r", "--output-dir=" + absDir, "--junit-report=junit.xml", "--json-report=report.json",
-				"--timeout=80m", "--poll-progress-after=120s", "--keep-going", "--silence-skips"}
-			if procs > 1 {
-				args = append(args, fmt.Sprintf("--procs=%d", procs))
-			}
-			if labelFilter != "" {
-				args = append(args, "--label-filter="+labelFilter)
-			}
-			args = append(args, strings.Fields(suites)...)
-			progress.Printf("running suites (reports: %s): go %s", absDir, strings.Join(args, " "))
-			g := exec.CommandContext(ctx, "go", args...)
-			g.Dir = o.RepoRoot
-			g.Stdout, g.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
-			g.Env = append(os.Environ(), testbed.EnvVar+"="+tbPath, "NETCONFORM_REPORT_DIR="+absDir)
-			err = g.Run()
-			progress.Printf("reports: %s (reports/latest)", absDir)
-			var exit *exec.ExitError
-			ginkgoFailed := errors.As(err, &exit)
-			if err != nil && !ginkgoFailed {
+			exit, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: absDir, labelFilter: labelFilter, suites: suites, procs: procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
 				return err
 			}
+			ginkgoFailed := exit != nil
 			if len(info.KnownFailures) > 0 {
 				return knownFailures(absDir, info.KnownFailures, exit, cmd.OutOrStdout())
 			}
@@ -108,6 +73,67 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&keep, "keep", os.Getenv("KEEP_CLUSTER") == "1", "keep a cluster created for this run ($KEEP_CLUSTER=1)")
 	cmd.Flags().IntVar(&procs, "procs", 1, "parallel Ginkgo processes")
 	return cmd
+}
+
+// acquireTestbed gets the run its cluster: $KUBECONFIG's, else the one for
+// o's cell, created unless it exists. release deletes a cluster this run
+// created, unless keep; it is safe to call whatever happened.
+func acquireTestbed(ctx context.Context, o testbed.Options, keep bool) (*testbed.Info, func(), error) {
+	if kc := os.Getenv("KUBECONFIG"); kc != "" {
+		info, err := testbed.Attach(ctx, kc, o.Config, o.Engine, o.RepoRoot)
+		return info, func() {}, err
+	}
+	info, err := testbed.Up(ctx, o)
+	if info != nil && info.Reused && !keep {
+		progress.Printf("cluster %s existed before this run: keeping it", info.KindCluster)
+	}
+	release := func() {}
+	if info != nil && !info.Reused && !keep {
+		release = func() {
+			// A fresh context: an interrupted run still deletes its cluster.
+			dctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			o.Name = info.KindCluster
+			if derr := testbed.Down(dctx, o); derr != nil {
+				progress.Printf("deleting cluster %s: %v", info.KindCluster, derr)
+			}
+		}
+	}
+	return info, release, err
+}
+
+// suiteRun is one Ginkgo run of the suites against a described testbed.
+type suiteRun struct {
+	repoRoot, testbed, dir string // dir: where the reports go
+	labelFilter, suites        string
+	procs                      int
+}
+
+// runSuites runs the suites with Ginkgo, writing junit.xml and report.json
+// into r.dir. It returns Ginkgo's exit error when specs failed, and an
+// error when Ginkgo could not run at all.
+func runSuites(ctx context.Context, r suiteRun, stdout, stderr io.Writer) (*exec.ExitError, error) {
+	args := []string{"tool", "ginkgo", "-r", "--output-dir=" + r.dir, "--junit-report=junit.xml", "--json-report=report.json",
+		"--timeout=80m", "--poll-progress-after=120s", "--keep-going", "--silence-skips"}
+	if r.procs > 1 {
+		args = append(args, fmt.Sprintf("--procs=%d", r.procs))
+	}
+	if r.labelFilter != "" {
+		args = append(args, "--label-filter="+r.labelFilter)
+	}
+	args = append(args, strings.Fields(r.suites)...)
+	progress.Printf("running suites (reports: %s): go %s", r.dir, strings.Join(args, " "))
+	g := exec.CommandContext(ctx, "go", args...)
+	g.Dir = r.repoRoot
+	g.Stdout, g.Stderr = stdout, stderr
+	g.Env = append(os.Environ(), testbed.EnvVar+"="+r.testbed, "NETCONFORM_REPORT_DIR="+r.dir)
+	err := g.Run()
+	progress.Printf("reports: %s", r.dir)
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit, nil
+	}
+	return nil, err
 }
 
 // knownFailures applies the cell's declared known failures (label →

@@ -23,6 +23,31 @@ func stagingVersion(version string) string { return "v0" + strings.TrimPrefix(ve
 // buildKubernetes builds the Kubernetes binaries for version into dir/bin,
 // version-stamped as a release build would be.
 func buildKubernetes(ctx context.Context, version, dir string, log io.Writer) error {
+	var mains []string
+	for _, b := range kubeBinaries {
+		mains = append(mains, "k8s.io/kubernetes/cmd/"+b)
+	}
+	return buildGoModule(ctx, kubeModule(version, mains, ""), filepath.Join(dir, "bin"), func(string) string { return stagingVersion(version) }, log)
+}
+
+// KubernetesSource downloads k8s.io/kubernetes at version through the Go
+// module proxy and returns the module cache's (read-only) copy of it.
+func KubernetesSource(ctx context.Context, version string) (string, error) {
+	return moduleDir(ctx, "k8s.io/kubernetes", version, io.Discard)
+}
+
+// BuildKubeBinary builds one Kubernetes command (kube-proxy, say) for
+// version from srcDir, a copy of the k8s.io/kubernetes module's source, into
+// out, with the same flags and version stamp as the node image's binaries:
+// a patched copy then rebuilds only the packages it changed.
+func BuildKubeBinary(ctx context.Context, version, srcDir, command, out string, log io.Writer) error {
+	m := kubeModule(version, []string{"k8s.io/kubernetes/cmd/" + command}, srcDir)
+	m.Out = filepath.Base(out)
+	return buildGoModule(ctx, m, filepath.Dir(out), func(string) string { return stagingVersion(version) }, log)
+}
+
+// kubeModule is k8s.io/kubernetes at version with its release ldflags.
+func kubeModule(version string, mains []string, srcDir string) goModule {
 	major, minor, _ := strings.Cut(strings.TrimPrefix(semver.MajorMinor(version), "v"), ".")
 	var ld []string
 	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
@@ -33,13 +58,7 @@ func buildKubernetes(ctx context.Context, version, dir string, log io.Writer) er
 			"-X "+pkg+".gitTreeState=clean",
 			"-X "+pkg+".buildDate=1970-01-01T00:00:00Z")
 	}
-	var mains []string
-	for _, b := range kubeBinaries {
-		mains = append(mains, "k8s.io/kubernetes/cmd/"+b)
-	}
-	m := goModule{Path: "k8s.io/kubernetes", Version: version, Mains: mains, LDFlags: ld}
-	staging := stagingVersion(version)
-	return buildGoModule(ctx, m, filepath.Join(dir, "bin"), func(string) string { return staging }, log)
+	return goModule{Path: "k8s.io/kubernetes", Version: version, Mains: mains, LDFlags: ld, SourceDir: srcDir}
 }
 
 // buildPause compiles the pause container's program from the Kubernetes

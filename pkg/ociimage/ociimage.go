@@ -116,9 +116,41 @@ func WriteArchive(spec Spec, dst string) error {
 	if err != nil {
 		return fmt.Errorf("building image %s: %w", spec.Tag, err)
 	}
-	ref, err := name.NewTag(spec.Tag, name.WeakValidation)
+	return writeImage(img, spec.Tag, dst)
+}
+
+// Derive writes to dst, tagged tag, the image of the archive base (which
+// must hold exactly one image) with files laid over it in one new layer:
+// an image that differs from one a cluster already runs in a binary or two,
+// and in nothing else (its entrypoint, user and environment are kept).
+func Derive(base string, files []File, tag, dst string) error {
+	img, err := tarball.ImageFromPath(base, nil)
 	if err != nil {
-		return fmt.Errorf("image tag %q: %w", spec.Tag, err)
+		return fmt.Errorf("reading base image archive %s: %w", base, err)
+	}
+	data, err := filesLayer(files, nil)
+	if err != nil {
+		return err
+	}
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	})
+	if err != nil {
+		return fmt.Errorf("making file layer: %w", err)
+	}
+	img, err = mutate.AppendLayers(img, l)
+	if err != nil {
+		return fmt.Errorf("appending a layer to %s: %w", base, err)
+	}
+	return writeImage(img, tag, dst)
+}
+
+// writeImage writes img to dst as a docker-style archive tagged tag,
+// through a temporary file renamed into place.
+func writeImage(img v1.Image, tag, dst string) error {
+	ref, err := name.NewTag(tag, name.WeakValidation)
+	if err != nil {
+		return fmt.Errorf("image tag %q: %w", tag, err)
 	}
 	if err := os.MkdirAll(path.Dir(dst), 0o755); err != nil {
 		return err

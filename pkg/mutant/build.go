@@ -1,0 +1,108 @@
+package mutant
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/netconform/netconform/pkg/nodeimage"
+)
+
+// Workspace is a writable copy of k8s.io/kubernetes at one version, where
+// faults are applied one at a time and kube-proxy is built from them. The
+// copy is made once per version and kept (under the netconform cache); a
+// fault's files are restored from the module cache before the next one is
+// applied, so the build cache serves every package a fault did not touch.
+type Workspace struct {
+	Version  string
+	Dir      string // the copy
+	pristine string // the module cache's read-only source
+	mu       sync.Mutex
+	touched  []string // files changed by the fault applied last
+}
+
+// OpenWorkspace downloads the module (when the module cache lacks it) and
+// makes or reuses the copy under cacheDir.
+func OpenWorkspace(ctx context.Context, version, cacheDir string) (*Workspace, error) {
+	src, err := nodeimage.KubernetesSource(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(cacheDir, "mutants", version, "src")
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		tmp := dir + ".partial"
+		_ = os.RemoveAll(tmp)
+		if err := copyTree(src, tmp); err != nil {
+			return nil, fmt.Errorf("copying k8s.io/kubernetes@%s to %s: %w", version, tmp, err)
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			return nil, err
+		}
+	}
+	w := &Workspace{Version: version, Dir: dir, pristine: src}
+	// A previous run may have stopped with a fault applied: restore every
+	// file any fault touches.
+	var all []string
+	for _, f := range Catalog {
+		all = append(all, f.Files()...)
+	}
+	return w, w.restore(all)
+}
+
+// Build writes kube-proxy with fault f (none: the zero Fault) to out.
+func (w *Workspace) Build(ctx context.Context, f Fault, out string, log io.Writer) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.restore(w.touched); err != nil {
+		return err
+	}
+	w.touched = f.Files()
+	if err := f.Apply(w.Dir); err != nil {
+		return err
+	}
+	if err := nodeimage.BuildKubeBinary(ctx, w.Version, w.Dir, "kube-proxy", out, log); err != nil {
+		return fmt.Errorf("building kube-proxy %s with fault %s: %w", w.Version, f.Name, err)
+	}
+	return nil
+}
+
+// restore copies files back from the module cache.
+func (w *Workspace) restore(files []string) error {
+	for _, rel := range files {
+		data, err := os.ReadFile(filepath.Join(w.pristine, rel))
+		if err != nil {
+			return fmt.Errorf("restoring %s: %w", rel, err)
+		}
+		if err := os.WriteFile(filepath.Join(w.Dir, rel), data, 0o644); err != nil {
+			return fmt.Errorf("restoring %s: %w", rel, err)
+		}
+	}
+	return nil
+}
+
+// copyTree copies a directory of regular files (the module cache holds
+// nothing else), making everything writable.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+}

@@ -1,0 +1,251 @@
+package mutant
+
+// The files the faults change, in k8s.io/kubernetes.
+const (
+	iptablesProxier = "pkg/proxy/iptables/proxier.go"
+	nftablesProxier = "pkg/proxy/nftables/proxier.go"
+	topology        = "pkg/proxy/topology.go"
+	serviceHealth   = "pkg/proxy/healthcheck/service_health.go"
+	sliceCache      = "pkg/proxy/endpointslicecache.go"
+)
+
+// Bug classes shared by the iptables and nftables faults.
+const (
+	classNodePortLocal = "a NodePort answered only on nodes with a local endpoint, although externalTrafficPolicy is Cluster (the Service answers on some nodes and not others)"
+	classHairpin       = "hairpin traffic not masqueraded: a pod calling its own Service sees its own address as the source, or no answer at all"
+	classETPMasq       = "externalTrafficPolicy: Local traffic masqueraded: the backend sees a node address instead of the client's"
+	classSourceRanges  = "loadBalancerSourceRanges ignored: a client outside the ranges reaches the Service"
+	classNoReject      = "a Service without endpoints drops connections instead of refusing them (Cilium's documented deviation, cilium#33041): clients hang until their timeout"
+	classLBIP          = "a LoadBalancer ingress IP not programmed: the Service answers on its ClusterIP and NodePorts but not at its load-balancer address (nor the Ingress behind it)"
+	classUDPPort       = "DNAT to the wrong port for UDP Services (target port + 1): DNS through the kube-dns ClusterIP fails"
+)
+
+// Helpers the faults' edits call, appended to the file they edit.
+const (
+	hasLocalHelper = `func netconformHasLocal(eps []proxy.Endpoint) bool {
+	for _, ep := range eps {
+		if ep.IsLocal() {
+			return true
+		}
+	}
+	return false
+}`
+	// nftables' DNAT map is "0 : ip . port , 1 : ...": a fifth element for
+	// index n mapping to endpoint 0 gives it two draws out of n+1.
+	skewHelper = `func netconformSkew(elements []string) []string {
+	n := 0
+	for _, e := range elements {
+		if e == ":" {
+			n++
+		}
+	}
+	if n == 0 {
+		return elements
+	}
+	return append(elements, ",", strconv.Itoa(n), ":", elements[2], ".", elements[4])
+}`
+)
+
+// CatalogVersion is the k8s.io/kubernetes version the faults' edits are
+// written against; other versions apply where their code has the same lines.
+const CatalogVersion = "v1.37.2"
+
+// Catalog is every fault netconform knows.
+var Catalog = []Fault{
+	// ---- iptables mode ----
+	{
+		Name: "iptables/skewed-probability", Mode: "iptables", Areas: []string{"balancing"},
+		Class: "endpoint selection that is not uniform: every statistic rule but the last matches with probability ½, so three endpoints get (½, ¼, ¼)",
+		Edits: []Edit{{File: iptablesProxier,
+			Old: `"--probability", proxier.probability(numEndpoints-i))`,
+			New: `"--probability", proxier.probability(2))`}},
+	},
+	{
+		Name: "iptables/affinity-never-sticks", Mode: "iptables", Areas: []string{"balancing"},
+		Class: "sessionAffinity ClientIP that never sticks: the client's address is recorded under another name than the one checked",
+		Edits: []Edit{{File: iptablesProxier,
+			Old: `args = append(args, "-m", "recent", "--name", string(endpointChain), "--set")`,
+			New: `args = append(args, "-m", "recent", "--name", string(endpointChain)+"-X", "--set")`}},
+	},
+	{
+		Name: "iptables/nodeport-local-only", Mode: "iptables", Areas: []string{"nodeport"},
+		Class: classNodePortLocal,
+		Edits: []Edit{{File: iptablesProxier,
+			Old:    "if hasEndpoints {\n// Jump to the external destination chain.  For better or for",
+			New:    "if hasEndpoints && netconformHasLocal(clusterEndpoints) {\n// Jump to the external destination chain.",
+			Append: hasLocalHelper}},
+	},
+	{
+		Name: "iptables/no-hairpin-masquerade", Mode: "iptables", Areas: []string{"hairpin"},
+		Class: classHairpin,
+		Edits: []Edit{{File: iptablesProxier,
+			Old: "\"-s\", epInfo.IP(),\n\"-j\", string(kubeMarkMasqChain))",
+			New: "\"-s\", \"255.255.255.255\",\n\"-j\", string(kubeMarkMasqChain))"}},
+	},
+	{
+		Name: "iptables/local-policy-masquerades", Mode: "iptables", Areas: []string{"source-ip"},
+		Class: classETPMasq,
+		Edits: []Edit{{File: iptablesProxier,
+			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
+			New: "if true {\n// If we are using non-local endpoints we need to masquerade,"}},
+	},
+	{
+		Name: "iptables/source-ranges-ignored", Mode: "iptables", Areas: []string{"loadbalancer"},
+		Class: classSourceRanges,
+		Edits: []Edit{{File: iptablesProxier,
+			Old: `usesFWChain := hasEndpoints && len(svcInfo.LoadBalancerVIPs()) > 0 && len(svcInfo.LoadBalancerSourceRanges()) > 0`,
+			New: `usesFWChain := false`}},
+	},
+	{
+		Name: "iptables/drop-without-endpoints", Mode: "iptables", Areas: []string{"no-endpoints"},
+		Class: classNoReject,
+		Edits: []Edit{
+			{File: iptablesProxier, Old: `internalTrafficFilterTarget = "REJECT"`, New: `internalTrafficFilterTarget = "DROP"`},
+			{File: iptablesProxier, Old: `externalTrafficFilterTarget = "REJECT"`, New: `externalTrafficFilterTarget = "DROP"`},
+		},
+	},
+	{
+		Name: "iptables/lb-ip-not-captured", Mode: "iptables", Areas: []string{"loadbalancer", "ingress"},
+		Class: classLBIP,
+		Edits: []Edit{{File: iptablesProxier,
+			Old: "for _, lbip := range svcInfo.LoadBalancerVIPs() {\nif hasEndpoints {\nnatRules.Write(",
+			New: "for _, lbip := range svcInfo.LoadBalancerVIPs() {\nif false {\nnatRules.Write("}},
+	},
+	{
+		Name: "iptables/udp-wrong-port", Mode: "iptables", Areas: []string{"dns"},
+		Class: classUDPPort,
+		Edits: []Edit{{File: iptablesProxier,
+			Old: `args = append(args, "-m", protocol, "-p", protocol, "-j", "DNAT", "--to-destination", epInfo.String())`,
+			New: `args = append(args, "-m", protocol, "-p", protocol, "-j", "DNAT", "--to-destination", netconformTarget(protocol, epInfo.IP(), epInfo.Port()))`,
+			Append: `func netconformTarget(protocol, ip string, port int) string {
+	if protocol == "udp" {
+		port++
+	}
+	return net.JoinHostPort(ip, strconv.Itoa(port))
+}`}},
+	},
+
+	// ---- nftables mode ----
+	{
+		Name: "nftables/skewed-numgen", Mode: "nftables", Areas: []string{"balancing"},
+		Class: "endpoint selection that is not uniform: numgen draws from n+1 slots and the extra one maps to the first endpoint, so three endpoints get (½, ¼, ¼) and two get a 2:1 split",
+		Edits: []Edit{{File: nftablesProxier,
+			Old:    "\"numgen random mod\", len(endpoints), \"map\",\n\"{\", elements, \"}\",",
+			New:    "\"numgen random mod\", len(endpoints)+1, \"map\",\n\"{\", netconformSkew(elements), \"}\",",
+			Append: skewHelper}},
+	},
+	{
+		Name: "nftables/affinity-never-sticks", Mode: "nftables", Areas: []string{"balancing"},
+		Class: "sessionAffinity ClientIP that never sticks: the endpoint chain no longer adds the client to its affinity set",
+		Edits: []Edit{{File: nftablesProxier,
+			Old: "\"update\", \"@\", epInfo.affinitySetName,\n\"{\", ipX, \"saddr\", \"}\",",
+			New: "\"counter\","}},
+	},
+	{
+		Name: "nftables/nodeport-local-only", Mode: "nftables", Areas: []string{"nodeport"},
+		Class: classNodePortLocal,
+		Edits: []Edit{{File: nftablesProxier,
+			Old:    "if hasEndpoints {\n// Jump to the external destination chain.  For better or for",
+			New:    "if hasEndpoints && netconformHasLocal(clusterEndpoints) {\n// Jump to the external destination chain.",
+			Append: hasLocalHelper}},
+	},
+	{
+		Name: "nftables/no-hairpin-masquerade", Mode: "nftables", Areas: []string{"hairpin"},
+		Class: classHairpin,
+		Edits: []Edit{{File: nftablesProxier,
+			Old: "if epInfo.IsLocal() {\nproxier.hairpinConnections.ensureElem(tx, &knftables.Element{",
+			New: "if false && epInfo.IsLocal() {\nproxier.hairpinConnections.ensureElem(tx, &knftables.Element{"}},
+	},
+	{
+		Name: "nftables/local-policy-masquerades", Mode: "nftables", Areas: []string{"source-ip"},
+		Class: classETPMasq,
+		Edits: []Edit{{File: nftablesProxier,
+			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
+			New: "if true {\n// If we are using non-local endpoints we need to masquerade,"}},
+	},
+	{
+		Name: "nftables/source-ranges-ignored", Mode: "nftables", Areas: []string{"loadbalancer"},
+		Class: classSourceRanges,
+		Edits: []Edit{{File: nftablesProxier,
+			Old: `usesFWChain := len(svcInfo.LoadBalancerVIPs()) > 0 && len(svcInfo.LoadBalancerSourceRanges()) > 0`,
+			New: `usesFWChain := false`}},
+	},
+	{
+		Name: "nftables/drop-without-endpoints", Mode: "nftables", Areas: []string{"no-endpoints"},
+		Class: classNoReject,
+		Edits: []Edit{
+			{File: nftablesProxier, Old: `internalTrafficFilterVerdict = fmt.Sprintf("goto %s", rejectChain)`, New: `internalTrafficFilterVerdict = "drop"`},
+			{File: nftablesProxier, Old: `externalTrafficFilterVerdict = fmt.Sprintf("goto %s", rejectChain)`, New: `externalTrafficFilterVerdict = "drop"`},
+		},
+	},
+	{
+		Name: "nftables/lb-ip-not-captured", Mode: "nftables", Areas: []string{"loadbalancer", "ingress"},
+		Class: classLBIP,
+		Edits: []Edit{{File: nftablesProxier,
+			Old: "for _, lbip := range svcInfo.LoadBalancerVIPs() {\nif hasEndpoints {\nproxier.serviceIPs.ensureElem(tx, &knftables.Element{",
+			New: "for _, lbip := range svcInfo.LoadBalancerVIPs() {\nif false {\nproxier.serviceIPs.ensureElem(tx, &knftables.Element{"}},
+	},
+	{
+		Name: "nftables/udp-wrong-port", Mode: "nftables", Areas: []string{"dns"},
+		Class: classUDPPort,
+		Edits: []Edit{
+			{File: nftablesProxier,
+				Old: `strconv.Itoa(i), ":", epInfo.IP(), ".", strconv.Itoa(epInfo.Port()),`,
+				New: `strconv.Itoa(i), ":", epInfo.IP(), ".", strconv.Itoa(netconformPort(svcInfo.Protocol(), epInfo.Port())),`,
+				Append: `func netconformPort(p v1.Protocol, port int) int {
+	if p == v1.ProtocolUDP {
+		return port + 1
+	}
+	return port
+}`},
+			{File: nftablesProxier,
+				Old: `"dnat to", net.JoinHostPort(epInfo.IP(), strconv.Itoa(epInfo.Port())),`,
+				New: `"dnat to", net.JoinHostPort(epInfo.IP(), strconv.Itoa(netconformPort(svcInfo.Protocol(), epInfo.Port()))),`},
+		},
+	},
+
+	// ---- code every mode shares (pkg/proxy) ----
+	{
+		Name: "shared/local-policy-falls-back", Mode: "", Areas: []string{"internal-traffic-policy"},
+		Class: "internalTrafficPolicy: Local falling back to remote endpoints when the node has none",
+		Edits: []Edit{{File: topology,
+			Old: "return ep.IsLocal() && ep.IsServing() && ep.IsTerminating()\n})\n}",
+			New: `return ep.IsLocal() && ep.IsServing() && ep.IsTerminating()
+})
+} else if svcInfo.InternalPolicyLocal() {
+localEndpoints = filterEndpoints(endpoints, func(ep Endpoint) bool { return ep.IsReady() })
+}`}},
+	},
+	{
+		Name: "shared/health-ignores-local-endpoints", Mode: "", Areas: []string{"source-ip"},
+		Class: "a healthCheckNodePort that answers 200 whether or not the node has local endpoints, so a load balancer keeps sending to nodes that drop the traffic",
+		Edits: []Edit{{File: serviceHealth,
+			Old: `if count != 0 && kubeProxyHealthy {`,
+			New: `if kubeProxyHealthy {`}},
+	},
+	{
+		Name: "shared/stale-endpoints-kept", Mode: "", Areas: []string{"balancing"},
+		Class: "endpoints kept after they leave the EndpointSlice: a pod taken out of the Service keeps receiving its traffic",
+		Edits: []Edit{{File: sliceCache,
+			Old: `esTracker.applied[name] = sliceData`,
+			New: `esTracker.applied[name] = netconformKeepStale(esTracker.applied[name], sliceData)`,
+			Append: `func netconformKeepStale(old, cur *endpointSliceData) *endpointSliceData {
+	if old == nil || old.endpointSlice == nil || cur.endpointSlice == nil {
+		return cur
+	}
+	merged := cur.endpointSlice.DeepCopy()
+	seen := map[string]bool{}
+	for _, ep := range merged.Endpoints {
+		for _, a := range ep.Addresses {
+			seen[a] = true
+		}
+	}
+	for _, ep := range old.endpointSlice.Endpoints {
+		if len(ep.Addresses) > 0 && !seen[ep.Addresses[0]] {
+			merged.Endpoints = append(merged.Endpoints, ep)
+		}
+	}
+	return &endpointSliceData{merged, cur.remove}
+}`}},
+	},
+}
