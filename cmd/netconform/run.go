@@ -105,8 +105,8 @@ func acquireTestbed(ctx context.Context, o testbed.Options, keep bool) (*testbed
 // suiteRun is one Ginkgo run of the suites against a described testbed.
 type suiteRun struct {
 	repoRoot, testbed, dir string // dir: where the reports go
-	labelFilter, suites        string
-	procs                      int
+	labelFilter, suites    string
+	procs                  int
 }
 
 // runSuites runs the suites with Ginkgo, writing junit.xml and report.json
