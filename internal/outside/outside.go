@@ -39,9 +39,11 @@ func Start(ctx context.Context) (*World, error) {
 	id := hex.EncodeToString(b)
 	w := &World{Name: "nc-outside-" + id, hostVeth: "nco" + id + "h"}
 	peer := "nco" + id + "n"
-	third := int(b[0])
-	hostIP := fmt.Sprintf("198.18.%d.1", third)
-	nsIP := fmt.Sprintf("198.18.%d.2", third)
+	// A /30 drawn from both random bytes: parallel spec processes each make
+	// their own world, and they must not pick the same subnet (1 in 16384).
+	third, fourth := int(b[0]), int(b[1])&0xfc
+	hostIP := fmt.Sprintf("198.18.%d.%d", third, fourth+1)
+	nsIP := fmt.Sprintf("198.18.%d.%d", third, fourth+2)
 	w.Addr = netip.MustParseAddrPort(nsIP + ":8080")
 	steps := [][]string{
 		{"ip", "netns", "add", w.Name},

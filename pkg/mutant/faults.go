@@ -54,7 +54,7 @@ const CatalogVersion = "v1.37.2"
 var Catalog = []Fault{
 	// ---- iptables mode ----
 	{
-		Name: "iptables/skewed-probability", Mode: "iptables", Areas: []string{"balancing"},
+		Name: "iptables/skewed-probability", Mode: "iptables", Areas: []string{"balancing", "dataplane"},
 		Class: "endpoint selection that is not uniform: every statistic rule but the last matches with probability ½, so three endpoints get (½, ¼, ¼)",
 		Edits: []Edit{{File: iptablesProxier,
 			Old: `"--probability", proxier.probability(numEndpoints-i))`,

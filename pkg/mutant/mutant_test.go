@@ -88,7 +88,7 @@ func TestCatalogAppliesToKubernetes(t *testing.T) {
 			t.Errorf("%v", err)
 		}
 	}
-	for _, want := range []string{"balancing", "nodeport", "hairpin", "source-ip", "loadbalancer", "ingress", "no-endpoints", "internal-traffic-policy", "dns"} {
+	for _, want := range []string{"balancing", "dataplane", "nodeport", "hairpin", "source-ip", "loadbalancer", "ingress", "no-endpoints", "internal-traffic-policy", "dns"} {
 		if !areas[want] {
 			t.Errorf("no fault targets area %s", want)
 		}
