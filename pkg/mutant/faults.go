@@ -127,7 +127,7 @@ var Catalog = []Fault{
 
 	// ---- nftables mode ----
 	{
-		Name: "nftables/skewed-numgen", Mode: "nftables", Areas: []string{"balancing"},
+		Name: "nftables/skewed-numgen", Mode: "nftables", Areas: []string{"balancing", "dataplane"},
 		Class: "endpoint selection that is not uniform: numgen draws from n+1 slots and the extra one maps to the first endpoint, so three endpoints get (½, ¼, ¼) and two get a 2:1 split",
 		Edits: []Edit{{File: nftablesProxier,
 			Old:    "\"numgen random mod\", len(endpoints), \"map\",\n\"{\", elements, \"}\",",
