@@ -25,10 +25,14 @@ import (
 // traffic part, either the rules are not what kube-proxy meant them to be
 // or the tracer misreads them; both are worth knowing.
 var _ = Describe("kube-proxy rules, traced", Label("dataplane", "crosscheck"), func() {
-	// A chi-square goodness-of-fit test at α = 0.001 of the answering pods'
-	// counts against the predicted shares, with K = stats.SampleSize(n,
-	// 0.001, 0.99, 2) requests for n predicted backends: enough to catch
-	// one backend getting twice its share with probability 0.99.
+	// Pearson's chi-square goodness-of-fit test at α = 0.001 of the
+	// answering pods' counts against the predicted shares, over the K
+	// requests of the networking suite's spreading specs
+	// (stats.SpreadPlan(n) for n predicted backends: 275 for backend-service's
+	// two). Where the prediction is the even split kube-proxy's rules give a
+	// Service's endpoints, that K fails a 2:1 split, or one backend starved
+	// to half its share, with probability at least 0.99, and the record
+	// gives the power; against an uneven prediction no power is claimed.
 	It("predict how the client's connections to backend-service spread over its pods", func(ctx SpecContext) {
 		m := currentMode(ctx)
 		ns := env.Namespace(ctx)
@@ -44,17 +48,23 @@ var _ = Describe("kube-proxy rules, traced", Label("dataplane", "crosscheck"), f
 		Expect(pred.pods).To(Equal(env.PodNames(ctx, ns, fixtures.BackendDeployment)),
 			"the trace on %s must reach every backend pod, and only them; it predicts %s", client.Spec.NodeName, pred)
 
-		k, err := stats.SampleSize(len(pred.pods), 0.001, 0.99, 2)
+		plan, err := stats.SpreadPlan(len(pred.pods))
 		Expect(err).NotTo(HaveOccurred())
+		k := plan.K
 		res := harness.HTTP(ctx, env.InPod(ns, fixtures.ClientPod), probe.HTTPOptions{URL: fmt.Sprintf("http://%s/", netip.AddrPortFrom(pred.packet.Dst, pred.packet.DPort)), Count: k})
 		Expect(res.Unattributed).To(BeZero(), "answers naming no pod (something other than the backends answered): %+v", res)
 		Expect(res.OK).To(Equal(k), "of %d requests %d succeeded; statuses %v, errors %v %v", k, res.OK, res.Statuses, res.Errors, res.ErrorSamples)
 		counts, foreign := stats.CountsFor(pred.pods, res.Pods)
 		Expect(foreign).To(BeEmpty(), "pods the trace never sends to answered: %v (predicted %s)", foreign, pred)
 
-		fit, err := stats.ChiSquare(counts, pred.probs, 0.001)
+		fit, err := stats.ChiSquare(counts, pred.probs, plan.Alpha)
 		Expect(err).NotTo(HaveOccurred())
-		harness.Record("observed vs predicted", map[string]any{"pods": pred.pods, "predicted": pred.probs, "counts": counts, "k": k, "test": fit.String()})
+		record := map[string]any{"pods": pred.pods, "predicted": pred.probs, "counts": counts, "k": k, "test": fit.String()}
+		if even(pred.probs) {
+			record["power"], err = plan.Describe(fit.Total)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		harness.Record("observed vs predicted", record)
 		Expect(fit.Consistent()).To(BeTrue(), "answers per pod %v (K=%d) do not fit the shares the rules on %s predict (%s): %s", pred.pods, k, client.Spec.NodeName, pred, fit)
 	})
 
@@ -181,6 +191,17 @@ func observeSources(ctx context.Context, ns, pod string, pred prediction) {
 		}
 	}
 	AddReportEntry("sources seen from "+pod, fmt.Sprintf("prediction %s; seen per pod %v", pred, res.ClientIPs))
+}
+
+// even reports whether probs split evenly, to the precision kube-proxy
+// writes probabilities with (ten digits).
+func even(probs []float64) bool {
+	for _, p := range probs {
+		if math.Abs(p-1/float64(len(probs))) > 1e-6 {
+			return false
+		}
+	}
+	return true
 }
 
 func getPod(ctx context.Context, ns, name string) *corev1.Pod {

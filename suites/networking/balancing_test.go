@@ -16,33 +16,37 @@ import (
 	"github.com/netconform/netconform/suites/internal/harness"
 )
 
-// Balancing statistics: a correct proxy fails a spreading spec by bad luck
-// with probability balanceAlpha; one endpoint taking balanceRatio times its
-// share is caught with probability balancePower. With three endpoints that
-// takes K = stats.SampleSize(3, 0.001, 0.99, 2) fresh connections.
+// Spreading specs (here, and the LoadBalancer spec) make K fresh
+// connections and apply Pearson's chi-square goodness-of-fit test to the
+// answering pods' counts against an even spread, at α = 0.001. K is
+// spreadPlan(n).K, the least the search finds at which every spread real
+// proxy bugs produce (stats.Skews, as absolute shares: one endpoint doubled,
+// a 2:1 split of two endpoints or (½, ¼, ¼) of three; one endpoint starved
+// to half its share, (¼, ¾) or (⅙, 5⁄12, 5⁄12)) fails the test with
+// probability at least 0.99. That is K = 275 for two endpoints (power 0.991
+// against the 2:1 split) and K = 296 for three (0.990 against (½, ¼, ¼));
+// each spec reports the power it had for the answers it actually counted.
 //
 // A full run makes six such tests at α = 0.001 (the ClusterIP spec here,
 // the NodePort spec once per node of a 3-node cluster, the LoadBalancer
 // spreading spec, and the dataplane suite's prediction cross-check), so a
 // correct proxy sees at least one of them fail by chance in about
-// 1 − 0.999⁶ ≈ 0.6 % of full runs, and in about 6 % of ten. A failure
-// whose counts are near the threshold (the message gives χ², the p-value
-// and the counts) is worth one rerun before it is believed; a real skew,
-// such as one endpoint taking twice its share, fails every time.
-const (
-	balanceAlpha     = 0.001
-	balancePower     = 0.99
-	balanceRatio     = 2
-	balanceEndpoints = 3
-)
+// 1 − 0.999⁶ ≈ 0.6 % of full runs. A failure whose p-value is near α (the
+// message gives the counts, χ², the p-value, K and the power) is worth one
+// rerun before it is believed; a proxy with one of those skews fails each
+// test with probability at least 0.99, not every time.
+const balanceEndpoints = 3
 
-var balanceK = func() int {
-	k, err := stats.SampleSize(balanceEndpoints, balanceAlpha, balancePower, balanceRatio)
+// spreadPlan is the spreading test for n endpoints (stats.SpreadPlan). It
+// panics for n < 2, which no spec asks for: the specs call it while Ginkgo
+// builds the tree, outside any spec that Expect could fail.
+func spreadPlan(n int) stats.Plan {
+	plan, err := stats.SpreadPlan(n)
 	if err != nil {
 		panic(err)
 	}
-	return k
-}()
+	return plan
+}
 
 // warmup is the size of a batch used to wait for the data plane: with n ≤ 3
 // endpoints the chance that a uniform proxy leaves one of them out of 30
@@ -50,14 +54,16 @@ var balanceK = func() int {
 const warmup = 30
 
 var _ = Describe("load balancing", Label("balancing"), func() {
-	It(fmt.Sprintf("spreads fresh connections to the ClusterIP uniformly over 3 endpoints (χ² at α=%g, K=SampleSize(3, %g, %g, %d)=%d)", balanceAlpha, balanceAlpha, balancePower, balanceRatio, balanceK), func(ctx SpecContext) {
+	balance := spreadPlan(balanceEndpoints)
+
+	It(fmt.Sprintf("spreads fresh connections to the ClusterIP uniformly over 3 endpoints (χ² at α=%g, K=%d)", balance.Alpha, balance.K), func(ctx SpecContext) {
 		_, client, url, pods := backendBehindClusterIP(ctx, balanceEndpoints, "ClusterIP")
-		res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: balanceK})
+		res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: balance.K})
 		expectHTTP(res, answeredOnlyBy(res, pods), "ClusterIP sample")
-		expectBalanced(res, pods, "ClusterIP "+url)
+		expectSpread(res, pods, "ClusterIP "+url)
 	})
 
-	It(fmt.Sprintf("spreads fresh connections to the NodePort on every node's InternalIP uniformly over 3 endpoints, from a pod (χ² at α=%g per node, K=%d per node)", balanceAlpha, balanceK), func(ctx SpecContext) {
+	It(fmt.Sprintf("spreads fresh connections to the NodePort on every node's InternalIP uniformly over 3 endpoints, from a pod (χ² at α=%g per node, K=%d per node)", balance.Alpha, balance.K), func(ctx SpecContext) {
 		ns := env.Namespace(ctx)
 		env.Deploy(ctx, ns, fixtures.Frontend) // three replicas
 		env.Deploy(ctx, ns, fixtures.Client)
@@ -72,9 +78,9 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 			url := httpURL(n.InternalIP.String(), nodePort)
 			what := fmt.Sprintf("NodePort on node %s", n)
 			awaitAllAnswer(ctx, client, url, pods, what)
-			res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: balanceK})
+			res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: balance.K})
 			expectHTTP(res, answeredOnlyBy(res, pods), what+" sample")
-			expectBalanced(res, pods, what+" "+url)
+			expectSpread(res, pods, what+" "+url)
 		}
 	})
 
@@ -201,16 +207,22 @@ func awaitAllAnswer(ctx SpecContext, client probe.Runner, url string, pods []str
 		httpProbe(client, probe.HTTPOptions{URL: url, Count: warmup}), func(res probe.HTTPResult) error { return answeredByAll(res, pods) })
 }
 
-// expectBalanced runs the chi-square test of uniformity over pods and fails
-// with the counts and the p-value when it rejects.
-func expectBalanced(res probe.HTTPResult, pods []string, what string) {
+// expectSpread asserts that res's answers came only from pods and spread
+// evenly over them: the chi-square test of spreadPlan(len(pods)) does not
+// reject. The report entry, and the failure, give the counts, χ², the
+// p-value, α, and the power the test had against each alternative for the
+// number of answers it counted (fewer than K if requests failed).
+func expectSpread(res probe.HTTPResult, pods []string, what string) {
+	plan := spreadPlan(len(pods))
 	counts, foreign := stats.CountsFor(pods, res.Pods)
-	Expect(foreign).To(BeEmpty(), "%s: answers from pods other than %v", what, pods)
-	fit, err := stats.ChiSquareUniform(counts, balanceAlpha)
+	Expect(foreign).To(BeEmpty(), "%s: answers from pods other than %v: %v", what, pods, foreign)
+	fit, err := stats.ChiSquareUniform(counts, plan.Alpha)
+	Expect(err).NotTo(HaveOccurred(), "%s: answers per pod %v", what, res.Pods)
+	power, err := plan.Describe(fit.Total)
 	Expect(err).NotTo(HaveOccurred())
-	AddReportEntry("chi-square: "+what, fit.String())
-	Expect(fit.Uniform()).To(BeTrue(), "%s: %d fresh connections over endpoints %v are not uniform (χ² goodness of fit at α=%g, K=SampleSize(%d, %g, %g, %d)=%d): %s",
-		what, res.Total, pods, balanceAlpha, len(pods), balanceAlpha, balancePower, balanceRatio, balanceK, fit)
+	AddReportEntry("chi-square: "+what, fit.String()+"; "+power)
+	Expect(fit.Uniform()).To(BeTrue(), "%s: %d answers (of %d requests) over endpoints %v are not spread evenly: %s; %s",
+		what, fit.Total, res.Total, pods, fit, power)
 }
 
 // stickTo accepts a batch answered in full by a single one of pods.

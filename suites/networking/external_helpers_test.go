@@ -86,34 +86,6 @@ func seenClientIPs(res probe.HTTPResult) []string {
 	return out
 }
 
-// expectSpreadUniform asserts that the answers spread evenly over pods: the
-// chi-square test of uniformity at α = 0.001 does not reject.
-func expectSpreadUniform(res probe.HTTPResult, pods []string, what string) stats.GoodnessOfFit {
-	counts, foreign := stats.CountsFor(pods, res.Pods)
-	Expect(foreign).To(BeEmpty(), "%s: answers from pods other than %v: %v", what, pods, foreign)
-	fit, err := stats.ChiSquareUniform(counts, spreadAlpha)
-	Expect(err).NotTo(HaveOccurred())
-	AddReportEntry("chi-square: "+what, fit.String())
-	Expect(fit.Uniform()).To(BeTrue(), "%s: answers per pod %v (order %v) are not uniform: %s", what, res.Pods, pods, fit)
-	return fit
-}
-
-// spreadAlpha and spreadPower fix the statistics of spreading specs: a
-// correct proxy fails by bad luck with probability 0.001, and one endpoint
-// taking twice its share is caught with probability 0.99.
-const (
-	spreadAlpha = 0.001
-	spreadPower = 0.99
-	spreadRatio = 2
-)
-
-// spreadSampleSize is K for n endpoints: stats.SampleSize(n, 0.001, 0.99, 2).
-func spreadSampleSize(n int) int {
-	k, err := stats.SampleSize(n, spreadAlpha, spreadPower, spreadRatio)
-	Expect(err).NotTo(HaveOccurred())
-	return k
-}
-
 // proxyHealth is kube-proxy's answer on a Service's healthCheckNodePort.
 type proxyHealth struct {
 	Status  int

@@ -96,13 +96,13 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 			res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Count: 3})
 			expectAllAnsweredBy(g, res, pods, what)
 		})
-		// K is the sample size at which the chi-square test (α = 0.001)
-		// catches one pod taking twice its share with probability 0.99.
-		k := spreadSampleSize(len(pods))
-		By(fmt.Sprintf("%d requests (K = stats.SampleSize(%d, 0.001, 0.99, 2))", k, len(pods)))
-		res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Count: k})
+		// The spreading test of balancing_test.go: for two pods K = 275,
+		// enough to fail a 2:1 split with probability 0.991.
+		plan := spreadPlan(len(pods))
+		By(fmt.Sprintf("%d requests (K for %d endpoints: power ≥ %g at α=%g against %v)", plan.K, len(pods), plan.Power, plan.Alpha, plan.Alternatives))
+		res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Count: plan.K})
 		expectAllAnsweredBy(Default, res, pods, what)
-		expectSpreadUniform(res, pods, what)
+		expectSpread(res, pods, what)
 	})
 
 	It("preserves the client's address with externalTrafficPolicy Local", func(ctx SpecContext) {
