@@ -112,7 +112,7 @@ func Skews(n int) ([]Alternative, error) {
 const approxMargin = 0.005
 
 // exactLimit is the most count vectors Power sums exactly: every K for two
-// endpoints, K ≤ 1412 for three, K ≤ 178 for four.
+// endpoints, K ≤ 1412 for three, K ≤ 179 for four.
 const exactLimit = 1e6
 
 // Power is the probability that the chi-square test of uniformity
@@ -123,7 +123,7 @@ const exactLimit = 1e6
 // endpoints, it is exact: the multinomial probabilities of every count vector
 // whose statistic exceeds the critical value, summed. The statistic is
 // discrete, so exact power is not monotone in k: one more observation can
-// lower it by a few thousandths.
+// lower it by a thousandth or two.
 //
 // Beyond that it is approximate, by the noncentral chi-square distribution
 // matched to the statistic's first four cumulants under alt (approxPower).
