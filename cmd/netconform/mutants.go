@@ -252,7 +252,7 @@ goes uncaught.`,
 	cmd.Flags().StringVar(&suites, "suites", "./suites/...", "suite packages")
 	cmd.Flags().StringVar(&reportsDir, "reports", "reports", "reports directory")
 	cmd.Flags().BoolVar(&keep, "keep", os.Getenv("KEEP_CLUSTER") == "1", "keep a cluster created for this run ($KEEP_CLUSTER=1)")
-	cmd.Flags().IntVar(&procs, "procs", 1, "parallel Ginkgo processes")
+	procsFlag(cmd, &procs)
 	return cmd
 }
 

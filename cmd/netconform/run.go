@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,7 +73,7 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&suites, "suites", "./suites/...", "suite packages")
 	cmd.Flags().StringVar(&reportsDir, "reports", "reports", "reports directory")
 	cmd.Flags().BoolVar(&keep, "keep", os.Getenv("KEEP_CLUSTER") == "1", "keep a cluster created for this run ($KEEP_CLUSTER=1)")
-	cmd.Flags().IntVar(&procs, "procs", 1, "parallel Ginkgo processes")
+	procsFlag(cmd, &procs)
 	return cmd
 }
 
@@ -165,4 +167,24 @@ func knownFailures(dir string, declared map[string]string, exit *exec.ExitError,
 		progress.Printf("suites exited %d, only for the cell's declared known failures (%d specs): the run passes; see %s", exit.ExitCode(), len(s.Known), path)
 	}
 	return nil
+}
+
+// procsFlag registers --procs ($PROCS): how many Ginkgo processes run specs
+// side by side. The default comes from the host (defaultProcs).
+func procsFlag(cmd *cobra.Command, procs *int) {
+	def := defaultProcs(runtime.NumCPU())
+	if v, err := strconv.Atoi(os.Getenv("PROCS")); err == nil && v > 0 {
+		def = v
+	}
+	cmd.Flags().IntVar(procs, "procs", def, "parallel Ginkgo processes ($PROCS; default from the host's CPUs)")
+}
+
+// defaultProcs is the number of spec processes for a host with cpus CPUs.
+// A spec spends most of its time waiting on the cluster (pods starting,
+// the data plane converging, probes' timeouts), not on this host's CPU,
+// so even a 2-core host runs more processes than it has cores; beyond
+// that, the cluster's own nodes (on the same host) need the CPU. Measured
+// in docs/measurements.md ("parallel specs").
+func defaultProcs(cpus int) int {
+	return min(max(cpus+1, 3), 6)
 }
