@@ -150,6 +150,12 @@ goes uncaught.`,
 				}
 			}()
 
+			compiled, err := compileSuites(ctx, o.RepoRoot, suites)
+			if err != nil {
+				return err
+			}
+			defer compiled.Remove()
+
 			var results []mutant.Result
 			save := func() error {
 				data, _ := json.MarshalIndent(results, "", "  ")
@@ -165,7 +171,7 @@ goes uncaught.`,
 				sub := filepath.Join(dir, safeName(r.Fault))
 				_ = os.MkdirAll(sub, 0o755)
 				r.Reports = sub
-				exit, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: sub, labelFilter: r.LabelFilter, suites: suites, procs: procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				exit, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: sub, labelFilter: r.LabelFilter, suites: compiled, procs: procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				if err != nil {
 					r.Error = err.Error()
 					return r

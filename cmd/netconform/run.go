@@ -52,7 +52,12 @@ func newRunCmd() *cobra.Command {
 			latest := filepath.Join(reportsDir, "latest")
 			_ = os.Remove(latest)
 			_ = os.Symlink(runID, latest)
-			exit, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: absDir, labelFilter: labelFilter, suites: suites, procs: procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			compiled, err := compileSuites(ctx, o.RepoRoot, suites)
+			if err != nil {
+				return err
+			}
+			defer compiled.Remove()
+			exit, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: absDir, labelFilter: labelFilter, suites: compiled, procs: procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -107,7 +112,8 @@ func acquireTestbed(ctx context.Context, o testbed.Options, keep bool) (*testbed
 // suiteRun is one Ginkgo run of the suites against a described testbed.
 type suiteRun struct {
 	repoRoot, testbed, dir string // dir: where the reports go
-	labelFilter, suites    string
+	labelFilter            string
+	suites                 *compiledSuites
 	procs                  int
 }
 
@@ -115,7 +121,7 @@ type suiteRun struct {
 // into r.dir. It returns Ginkgo's exit error when specs failed, and an
 // error when Ginkgo could not run at all.
 func runSuites(ctx context.Context, r suiteRun, stdout, stderr io.Writer) (*exec.ExitError, error) {
-	args := []string{"tool", "ginkgo", "-r", "--output-dir=" + r.dir, "--junit-report=junit.xml", "--json-report=report.json",
+	args := []string{"tool", "ginkgo", "run", "--output-dir=" + r.dir, "--junit-report=junit.xml", "--json-report=report.json",
 		"--timeout=80m", "--poll-progress-after=120s", "--keep-going", "--silence-skips"}
 	if r.procs > 1 {
 		args = append(args, fmt.Sprintf("--procs=%d", r.procs))
@@ -123,7 +129,7 @@ func runSuites(ctx context.Context, r suiteRun, stdout, stderr io.Writer) (*exec
 	if r.labelFilter != "" {
 		args = append(args, "--label-filter="+r.labelFilter)
 	}
-	args = append(args, strings.Fields(r.suites)...)
+	args = append(args, r.suites.binaries...)
 	progress.Printf("running suites (reports: %s): go %s", r.dir, strings.Join(args, " "))
 	g := exec.CommandContext(ctx, "go", args...)
 	g.Dir = r.repoRoot
