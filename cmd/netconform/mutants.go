@@ -29,10 +29,8 @@ func init() { addCommand(newMutantsCmd) }
 const rollBudget = 3 * time.Minute
 
 func newMutantsCmd() *cobra.Command {
-	var o testbed.Options
-	var provider, faultList, suites, reportsDir string
-	var keep bool
-	var procs int
+	var f suiteFlags
+	var faultList string
 	cmd := &cobra.Command{
 		Use:   "mutants",
 		Short: "Prove the suites catch broken proxies: roll kube-proxies built with one known fault each onto the cluster and run the specs each fault must fail",
@@ -45,15 +43,13 @@ The cluster's own kube-proxy is put back at the end, also after an interrupt. Re
 reports/<run>/mutants.json and detection.md; the run fails if the baseline fails or a fault
 goes uncaught.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			o.RepoRoot, o.Engine = repoRoot(), providerName(provider)
-			o.Offline = os.Getenv("NETCONFORM_OFFLINE") == "1"
+			ctx, o := cmd.Context(), f.options()
 			runID := time.Now().UTC().Format("20060102-150405") + "-mutants"
-			dir, _ := filepath.Abs(filepath.Join(reportsDir, runID))
+			dir, _ := filepath.Abs(filepath.Join(f.reports, runID))
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
-			info, release, err := acquireTestbed(ctx, o, keep)
+			info, release, err := acquireTestbed(ctx, o, f.keep)
 			defer release()
 			if err != nil {
 				return err
@@ -150,7 +146,7 @@ goes uncaught.`,
 				}
 			}()
 
-			compiled, err := compileSuites(ctx, o.RepoRoot, suites)
+			compiled, err := compileSuites(ctx, o.RepoRoot, f.suites)
 			if err != nil {
 				return err
 			}
@@ -171,7 +167,7 @@ goes uncaught.`,
 				sub := filepath.Join(dir, safeName(r.Fault))
 				_ = os.MkdirAll(sub, 0o755)
 				r.Reports = sub
-				exit, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: sub, labelFilter: r.LabelFilter, suites: compiled, procs: procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				exit, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: sub, labelFilter: r.LabelFilter, suites: compiled, procs: f.procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				if err != nil {
 					r.Error = err.Error()
 					return r
@@ -251,14 +247,8 @@ goes uncaught.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&o.Config, "config", os.Getenv("CLUSTER_CONFIG"), "kind config of a matrix cell ($CLUSTER_CONFIG)")
-	cmd.Flags().StringVar(&o.Name, "name", os.Getenv("CLUSTER_NAME"), "cluster name ($CLUSTER_NAME)")
-	cmd.Flags().StringVar(&provider, "provider", "", "node provider: docker or podman")
+	f.register(cmd)
 	cmd.Flags().StringVar(&faultList, "faults", os.Getenv("FAULTS"), "comma-separated fault names (default: every fault for the cluster's proxy mode) ($FAULTS)")
-	cmd.Flags().StringVar(&suites, "suites", "./suites/...", "suite packages")
-	cmd.Flags().StringVar(&reportsDir, "reports", "reports", "reports directory")
-	cmd.Flags().BoolVar(&keep, "keep", os.Getenv("KEEP_CLUSTER") == "1", "keep a cluster created for this run ($KEEP_CLUSTER=1)")
-	procsFlag(cmd, &procs)
 	return cmd
 }
 

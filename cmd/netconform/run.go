@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,24 +21,20 @@ import (
 func init() { addCommand(newRunCmd) }
 
 func newRunCmd() *cobra.Command {
-	var o testbed.Options
-	var provider, labelFilter, suites, reportsDir string
-	var keep bool
-	var procs int
+	var f suiteFlags
+	var labelFilter string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the suites: against $KUBECONFIG's cluster, else a cluster created for CLUSTER_CONFIG (deleted afterwards unless --keep)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			o.RepoRoot, o.Engine = repoRoot(), providerName(provider)
-			o.Offline = os.Getenv("NETCONFORM_OFFLINE") == "1"
+			ctx, o := cmd.Context(), f.options()
 			runID := time.Now().UTC().Format("20060102-150405")
-			dir := filepath.Join(reportsDir, runID)
+			dir := filepath.Join(f.reports, runID)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
 			absDir, _ := filepath.Abs(dir)
-			info, release, err := acquireTestbed(ctx, o, keep)
+			info, release, err := acquireTestbed(ctx, o, f.keep)
 			defer release()
 			if err != nil {
 				return err
@@ -49,15 +43,15 @@ func newRunCmd() *cobra.Command {
 			if err := info.Write(tbPath); err != nil {
 				return err
 			}
-			latest := filepath.Join(reportsDir, "latest")
+			latest := filepath.Join(f.reports, "latest")
 			_ = os.Remove(latest)
 			_ = os.Symlink(runID, latest)
-			compiled, err := compileSuites(ctx, o.RepoRoot, suites)
+			compiled, err := compileSuites(ctx, o.RepoRoot, f.suites)
 			if err != nil {
 				return err
 			}
 			defer compiled.Remove()
-			exit, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: absDir, labelFilter: labelFilter, suites: compiled, procs: procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			exit, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: absDir, labelFilter: labelFilter, suites: compiled, procs: f.procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -71,14 +65,8 @@ func newRunCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&o.Config, "config", os.Getenv("CLUSTER_CONFIG"), "kind config of a matrix cell ($CLUSTER_CONFIG)")
-	cmd.Flags().StringVar(&o.Name, "name", os.Getenv("CLUSTER_NAME"), "cluster name ($CLUSTER_NAME)")
-	cmd.Flags().StringVar(&provider, "provider", "", "node provider: docker or podman")
+	f.register(cmd)
 	cmd.Flags().StringVar(&labelFilter, "label-filter", os.Getenv("LABEL_FILTER"), "Ginkgo label filter, e.g. 'dns || balancing' ($LABEL_FILTER)")
-	cmd.Flags().StringVar(&suites, "suites", "./suites/...", "suite packages")
-	cmd.Flags().StringVar(&reportsDir, "reports", "reports", "reports directory")
-	cmd.Flags().BoolVar(&keep, "keep", os.Getenv("KEEP_CLUSTER") == "1", "keep a cluster created for this run ($KEEP_CLUSTER=1)")
-	procsFlag(cmd, &procs)
 	return cmd
 }
 
@@ -173,24 +161,4 @@ func knownFailures(dir string, declared map[string]string, exit *exec.ExitError,
 		progress.Printf("suites exited %d, only for the cell's declared known failures (%d specs): the run passes; see %s", exit.ExitCode(), len(s.Known), path)
 	}
 	return nil
-}
-
-// procsFlag registers --procs ($PROCS): how many Ginkgo processes run specs
-// side by side. The default comes from the host (defaultProcs).
-func procsFlag(cmd *cobra.Command, procs *int) {
-	def := defaultProcs(runtime.NumCPU())
-	if v, err := strconv.Atoi(os.Getenv("PROCS")); err == nil && v > 0 {
-		def = v
-	}
-	cmd.Flags().IntVar(procs, "procs", def, "parallel Ginkgo processes ($PROCS; default from the host's CPUs)")
-}
-
-// defaultProcs is the number of spec processes for a host with cpus CPUs.
-// A spec spends most of its time waiting on the cluster (pods starting,
-// the data plane converging, probes' timeouts), not on this host's CPU,
-// so even a 2-core host runs more processes than it has cores; beyond
-// that, the cluster's own nodes (on the same host) need the CPU. Measured
-// in docs/measurements.md ("parallel specs").
-func defaultProcs(cpus int) int {
-	return min(max(cpus+1, 3), 6)
 }

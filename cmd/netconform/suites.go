@@ -7,10 +7,56 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/netconform/netconform/internal/progress"
+	"github.com/netconform/netconform/pkg/testbed"
 )
+
+// suiteFlags are the flags of every command that runs the suites on a
+// cluster (run, mutants): which cluster, which suites, where reports go.
+type suiteFlags struct {
+	opts                      testbed.Options
+	provider, suites, reports string
+	keep                      bool
+	procs                     int
+}
+
+func (f *suiteFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.opts.Config, "config", os.Getenv("CLUSTER_CONFIG"), "kind config of a matrix cell ($CLUSTER_CONFIG)")
+	cmd.Flags().StringVar(&f.opts.Name, "name", os.Getenv("CLUSTER_NAME"), "cluster name ($CLUSTER_NAME)")
+	cmd.Flags().StringVar(&f.provider, "provider", "", "node provider: docker or podman")
+	cmd.Flags().StringVar(&f.suites, "suites", "./suites/...", "suite packages")
+	cmd.Flags().StringVar(&f.reports, "reports", "reports", "reports directory")
+	cmd.Flags().BoolVar(&f.keep, "keep", os.Getenv("KEEP_CLUSTER") == "1", "keep a cluster created for this run ($KEEP_CLUSTER=1)")
+	def := defaultProcs(runtime.NumCPU())
+	if v, err := strconv.Atoi(os.Getenv("PROCS")); err == nil && v > 0 {
+		def = v
+	}
+	cmd.Flags().IntVar(&f.procs, "procs", def, "parallel Ginkgo processes ($PROCS; default from the host's CPUs)")
+}
+
+// options completes the testbed options from the flags and the environment.
+func (f *suiteFlags) options() testbed.Options {
+	o := f.opts
+	o.RepoRoot, o.Engine = repoRoot(), providerName(f.provider)
+	o.Offline = os.Getenv("NETCONFORM_OFFLINE") == "1"
+	return o
+}
+
+// defaultProcs is the number of spec processes for a host with cpus CPUs.
+// A spec spends most of its time waiting on the cluster (pods starting,
+// the data plane converging, probes' timeouts), not on this host's CPU,
+// so even a 2-core host runs more processes than it has cores; beyond
+// that, the cluster's own nodes (on the same host) need the CPU. Measured
+// in docs/measurements.md ("Parallel specs").
+func defaultProcs(cpus int) int {
+	return min(max(cpus+1, 3), 6)
+}
 
 // compiledSuites are the suites' test binaries, built once into a private
 // directory. Ginkgo would otherwise build each into its package directory
