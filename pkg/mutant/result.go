@@ -98,8 +98,8 @@ const BaselineName = "baseline"
 
 // WriteTable writes results as the Markdown table of docs/detection.md.
 func WriteTable(w io.Writer, results []Result) {
-	fmt.Fprintln(w, "| fault | bug class | specs expected to catch it (labels) | specs that failed | caught | smoke | build | roll-out + specs |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| fault | bug class | specs expected to catch it (labels) | specs that failed | caught | what the first failure said | smoke | build | roll-out + specs |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		var failed []string
 		for _, s := range r.Failed {
@@ -120,9 +120,22 @@ func WriteTable(w io.Writer, results []Result) {
 		if !r.SmokePassed {
 			smoke = "failed"
 		}
-		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s | %s | %s | %s |\n", r.Fault, cell(r.Class), strings.Join(r.Areas, ", "),
-			cell(strings.Join(failed, "<br>")), caught, smoke, r.Build.Round(time.Second), r.Duration.Round(time.Second))
+		said := ""
+		if len(r.Failed) > 0 {
+			said = clip(r.Failed[0].Message, 240)
+		}
+		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Fault, cell(r.Class), strings.Join(r.Areas, ", "),
+			cell(strings.Join(failed, "<br>")), caught, cell(said), smoke, r.Build.Round(time.Second), r.Duration.Round(time.Second))
 	}
+}
+
+// clip shortens s to at most n runes, marking the cut.
+func clip(s string, n int) string {
+	r := []rune(strings.TrimSpace(s))
+	if len(r) <= n {
+		return string(r)
+	}
+	return string(r[:n]) + "…"
 }
 
 func cell(s string) string {
