@@ -99,15 +99,16 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 
 		patchService(ctx, ns, fixtures.BackendService, map[string]any{"spec": map[string]any{"sessionAffinity": "ClientIP"}})
 		patched := time.Now()
-		// 20 requests on one of two endpoints by chance: 2·2^-20 ≈ 2e-6.
-		attempts := harness.Await(ctx, "all requests from the client land on one backend", harness.Converge,
-			httpProbe(client, probe.HTTPOptions{URL: url, Count: 20}), stickTo(pods))
-		harness.Converged("sessionAffinity ClientIP in effect", patched, attempts)
-		chosen := stats.SortedKeys(attempts[len(attempts)-1].Result.Pods)[0]
-
-		res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: 2 * warmup})
-		expectHTTP(res, answeredOnlyBy(res, pods), "with sessionAffinity ClientIP")
-		Expect(res.Pods).To(Equal(map[string]int{chosen: res.Total}), "with sessionAffinity ClientIP every request from the client must reach %s, the backend it was given; answers per pod %v", chosen, res.Pods)
+		// 20 requests on one of two endpoints by chance: 2·2^-20 ≈ 2e-6;
+		// the confirmation sample, 2·warmup requests, must land in full on
+		// the same one.
+		s := harness.Settle(ctx, fmt.Sprintf("client pod %s → %s with sessionAffinity ClientIP: every request lands on one backend of %v", fixtures.ClientPod, url, pods), harness.Converge,
+			httpProbe(client, probe.HTTPOptions{URL: url, Count: 20}), stickTo(pods),
+			harness.Confirm[probe.HTTPResult]{Probes: 1, Probe: httpProbe(client, probe.HTTPOptions{URL: url, Count: 2 * warmup})})
+		harness.Converged("sessionAffinity ClientIP in effect", patched, s)
+		chosen := stats.SortedKeys(s.Accepted().Pods)[0]
+		res := s.Confirmed()
+		Expect(res.Pods).To(Equal(map[string]int{chosen: res.Total}), "with sessionAffinity ClientIP every request from client pod %s to %s must reach %s, the backend it was given; answers per pod %v", fixtures.ClientPod, url, chosen, res.Pods)
 	})
 
 	It("sends traffic to a new endpoint within the convergence budget after a scale-up 2→3, failing no request", func(ctx SpecContext) {
@@ -115,15 +116,15 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 
 		now, added, sliceAt := rescaleBackend(ctx, ns, old, 3)
 
-		attempts := harness.Await(ctx, "the new endpoint "+added+" answers", harness.Converge,
+		s := harness.Settle(ctx, fmt.Sprintf("client pod %s → %s: the new endpoint %s answers", fixtures.ClientPod, url, added), harness.Converge,
 			httpProbe(client, probe.HTTPOptions{URL: url, Count: warmup}), func(res probe.HTTPResult) error {
 				if res.Pods[added] == 0 {
 					return fmt.Errorf("%s did not answer; answers per pod %v", added, res.Pods)
 				}
 				return nil
-			})
-		harness.Converged("new endpoint answers, from its EndpointSlice entry", sliceAt, attempts)
-		for i, a := range attempts {
+			}, confirmAll(client, url, now))
+		harness.Converged("new endpoint answers, from its EndpointSlice entry", sliceAt, s)
+		for i, a := range s.Attempts {
 			expectHTTP(a.Result, answeredOnlyBy(a.Result, now), fmt.Sprintf("probe %d while the endpoint was added", i+1))
 		}
 	})
@@ -199,12 +200,20 @@ func rescaleBackend(ctx SpecContext, ns string, before []string, n int) ([]strin
 	return now, changed[0], sliceAt
 }
 
-// awaitAllAnswer waits (harness.Converge) until a batch of requests to url
-// is answered, every one by a pod in pods and each of pods at least once:
-// the data plane has every endpoint.
+// awaitAllAnswer waits until the data plane has every endpoint: a batch
+// of requests from the client pod to url is answered in full, by pods
+// only and by each of them (settleAnswered).
 func awaitAllAnswer(ctx SpecContext, client probe.Runner, url string, pods []string, what string) {
-	harness.Await(ctx, fmt.Sprintf("%s: every endpoint %v answers", what, pods), harness.Converge,
-		httpProbe(client, probe.HTTPOptions{URL: url, Count: warmup}), func(res probe.HTTPResult) error { return answeredByAll(res, pods) })
+	settleAnswered(ctx, fmt.Sprintf("%s: client pod %s → %s", what, fixtures.ClientPod, url), client, probe.HTTPOptions{URL: url}, pods, nil)
+}
+
+// confirmAll is a confirmation sample of harness.CoverSample(len(pods))
+// requests from client to url, every one of which must get a 2xx from one
+// of pods, each of pods answering at least once.
+func confirmAll(client probe.Runner, url string, pods []string) harness.Confirm[probe.HTTPResult] {
+	return harness.Confirm[probe.HTTPResult]{Probes: 1,
+		Probe:  httpProbe(client, probe.HTTPOptions{URL: url, Count: harness.CoverSample(len(pods))}),
+		Accept: func(res probe.HTTPResult) error { return answeredByAll(res, pods) }}
 }
 
 // expectSpread asserts that res's answers came only from pods and spread
@@ -249,17 +258,20 @@ func stickTo(pods []string) func(probe.HTTPResult) error {
 // allowed lists the pods that may answer; it is called after each probe
 // (a replacement pod may have appeared meanwhile).
 func expectRemovedSilent(ctx SpecContext, client probe.Runner, url, removed string, allowed func() []string, sliceAt time.Time) {
-	attempts := harness.Await(ctx, removed+" no longer answers", harness.Converge,
-		httpProbe(client, probe.HTTPOptions{URL: url, Count: warmup}), func(res probe.HTTPResult) error { return answeredOnlyBy(res, allowed()) })
-	harness.Converged("removed endpoint silent, from its removal from the EndpointSlice", sliceAt, attempts)
+	silent := func(res probe.HTTPResult) error {
+		if n := res.Pods[removed]; n > 0 {
+			return fmt.Errorf("%s answered %d of %d requests; answers per pod %v", removed, n, res.Total, res.Pods)
+		}
+		return answeredOnlyBy(res, allowed())
+	}
+	s := harness.Settle(ctx, fmt.Sprintf("client pod %s → %s: %s, gone from the EndpointSlice, no longer answers", fixtures.ClientPod, url, removed), harness.Converge,
+		httpProbe(client, probe.HTTPOptions{URL: url, Count: warmup}), silent,
+		harness.Confirm[probe.HTTPResult]{Probes: 1, Probe: httpProbe(client, probe.HTTPOptions{URL: url, Count: 2 * warmup})})
+	harness.Converged("removed endpoint silent, from its removal from the EndpointSlice", sliceAt, s)
 	late, failed := 0, 0
-	for _, a := range attempts {
+	for _, a := range s.Attempts {
 		late += a.Result.Pods[removed]
 		failed += a.Result.Total - a.Result.OK
 	}
-	AddReportEntry("before convergence", fmt.Sprintf("%d answers from %s and %d failed requests over %d probe(s) after it left the EndpointSlice", late, removed, failed, len(attempts)))
-
-	res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: 2 * warmup})
-	Expect(res.Pods[removed]).To(BeZero(), "%s answered %d of %d requests after it was gone from the EndpointSlice and the data plane had converged; answers per pod %v", removed, res.Pods[removed], res.Total, res.Pods)
-	expectHTTP(res, answeredOnlyBy(res, allowed()), "after the removal")
+	AddReportEntry("before convergence", fmt.Sprintf("%d answers from %s and %d failed requests over %d probe(s) after it left the EndpointSlice", late, removed, failed, len(s.Attempts)))
 }

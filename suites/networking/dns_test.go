@@ -117,17 +117,16 @@ var _ = Describe("cluster DNS", Label("dns"), func() {
 		sameSet := func(want []string) func(probe.DNSResult) error {
 			return func(res probe.DNSResult) error { return headlessAnswersAre(res, want) }
 		}
-		first := harness.Await(ctx, "headless DNS answers the 3 ready pods", harness.Converge,
-			dnsProbe(client, probe.DNSOptions{Name: fqdn, Type: "A", Count: 3}), sameSet(before))
+		first := harness.Settle(ctx, fmt.Sprintf("client pod %s → headless DNS %s A: every query answers exactly the 3 ready pods %v %v", fixtures.ClientPod, fqdn, ready, before), harness.Converge,
+			dnsProbe(client, probe.DNSOptions{Name: fqdn, Type: "A", Count: 3}), sameSet(before),
+			harness.Confirm[probe.DNSResult]{Probes: 1, Probe: dnsProbe(client, probe.DNSOptions{Name: fqdn, Type: "A", Count: repeat})})
 		var ttl time.Duration
-		for _, a := range first {
+		for _, a := range append(first.Attempts, first.Sample...) {
 			ttl = max(ttl, maxTTL(a.Result))
 		}
-		for _, name := range []string{fixtures.HeadlessService, fqdn} {
-			res := harness.DNS(ctx, client, probe.DNSOptions{Name: name, Type: "A", Count: repeat})
-			Expect(headlessAnswersAre(res, before)).To(Succeed(), "pods %v", ready)
-			ttl = max(ttl, maxTTL(res))
-		}
+		res := harness.DNS(ctx, client, probe.DNSOptions{Name: fixtures.HeadlessService, Type: "A", Count: repeat})
+		Expect(headlessAnswersAre(res, before)).To(Succeed(), "client pod %s → headless DNS %s A by short name: pods %v", fixtures.ClientPod, fixtures.HeadlessService, ready)
+		ttl = max(ttl, maxTTL(res))
 
 		// A cache between the client and the records may serve the old answer
 		// for as long as the records' TTL: the budget is the data plane's plus
@@ -147,11 +146,11 @@ var _ = Describe("cluster DNS", Label("dns"), func() {
 		Expect(after).To(HaveLen(2), "ready endpoints %v", eps)
 		Expect(before).To(ContainElements(after), "the remaining pods are among the first three")
 
-		attempts := harness.Await(ctx, "headless DNS answers the 2 remaining pods", budget,
-			dnsProbe(client, probe.DNSOptions{Name: fqdn, Type: "A", Count: repeat}), sameSet(after))
-		harness.Converged("headless DNS after scale 3→2, from the EndpointSlice change", sliceAt, attempts)
-		harness.Converged("headless DNS after scale 3→2, from the scale request", scaled, attempts)
-		harness.Record("dns A "+fqdn+" (converged)", attempts[len(attempts)-1].Result)
+		settled := harness.Settle(ctx, fmt.Sprintf("client pod %s → headless DNS %s A after a scale-down 3→2: every query answers exactly the 2 remaining pods %v", fixtures.ClientPod, fqdn, after), budget,
+			dnsProbe(client, probe.DNSOptions{Name: fqdn, Type: "A", Count: repeat}), sameSet(after), harness.Again[probe.DNSResult]())
+		harness.Converged("headless DNS after scale 3→2, from the EndpointSlice change", sliceAt, settled)
+		harness.Converged("headless DNS after scale 3→2, from the scale request", scaled, settled)
+		harness.Record("dns A "+fqdn+" (converged)", settled.Accepted())
 	})
 })
 
@@ -188,8 +187,8 @@ func resolvConf(ctx context.Context, r probe.Runner) probe.ResolvConf {
 	return res.ResolvConf
 }
 
-// dnsProbe adapts probe.DNS to harness.Await.
-func dnsProbe(r probe.Runner, o probe.DNSOptions) func(context.Context) (probe.DNSResult, error) {
+// dnsProbe adapts probe.DNS to harness.Settle.
+func dnsProbe(r probe.Runner, o probe.DNSOptions) harness.Probe[probe.DNSResult] {
 	return func(ctx context.Context) (probe.DNSResult, error) { return probe.DNS(ctx, r, o) }
 }
 

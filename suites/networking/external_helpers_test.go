@@ -11,37 +11,15 @@ import (
 	"slices"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/netconform/netconform/pkg/probe"
-	"github.com/netconform/netconform/pkg/stats"
-	"github.com/netconform/netconform/suites/internal/harness"
 )
 
 // Helpers shared by the specs of traffic entering the cluster from outside
 // (nodeport, source-ip, loadbalancer, ingress).
-
-// awaitDataPlane retries check until it passes, within harness.Converge (the
-// data plane catching up with an API change), and records how many probes
-// that took and when the passing one started, so the report shows
-// convergence as well as outcomes (a first probe passing means the data
-// plane was ready before the spec looked).
-func awaitDataPlane(ctx SpecContext, what string, check func(g Gomega)) {
-	start := time.Now()
-	var n int
-	var last time.Time
-	Eventually(ctx, func(g Gomega) {
-		n++
-		last = time.Now()
-		check(g)
-	}).WithTimeout(harness.Converge).WithPolling(time.Second).Should(Succeed(), func() string {
-		return fmt.Sprintf("%s: not within %s (%d probes)", what, harness.Converge, n)
-	})
-	AddReportEntry("converged: "+what, fmt.Sprintf("probe %d passed, started %s after the first", n, last.Sub(start).Round(time.Millisecond)))
-}
 
 func fetchService(ctx context.Context, ns, name string) *corev1.Service {
 	svc, err := env.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
@@ -60,15 +38,6 @@ func onlyNodePort(svc *corev1.Service) int32 {
 // addrURL is http://ip:port/path.
 func addrURL(ip netip.Addr, port int32, path string) string {
 	return "http://" + netip.AddrPortFrom(ip, uint16(port)).String() + path
-}
-
-// expectAllAnsweredBy asserts that every one of res's requests got a 2xx
-// answer naming one of pods.
-func expectAllAnsweredBy(g Gomega, res probe.HTTPResult, pods []string, what string) {
-	g.Expect(res.Unattributed).To(BeZero(), "%s: answers naming no pod (something other than a probe answered): %+v", what, res)
-	g.Expect(res.OK).To(Equal(res.Total), "%s: of %d requests %d got a 2xx from a pod; statuses %v, errors %v %v", what, res.Total, res.OK, res.Statuses, res.Errors, res.ErrorSamples)
-	_, foreign := stats.CountsFor(pods, res.Pods)
-	g.Expect(foreign).To(BeEmpty(), "%s: answers from pods other than %v: %v", what, pods, foreign)
 }
 
 // seenClientIPs is the union of the client addresses the pods reported on

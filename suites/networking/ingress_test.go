@@ -139,10 +139,7 @@ var _ = Describe("Ingress hello (host hello.test.com)", Label("ingress"), Serial
 		addr, hello, _ := deploy(ctx, ns, class)
 		url := addrURL(addr, 80, "/")
 		what := fmt.Sprintf("external client → %s Host %s", url, fixtures.IngressHost)
-		awaitDataPlane(ctx, what, func(g Gomega) {
-			res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Host: fixtures.IngressHost, Count: k})
-			expectAllAnsweredBy(g, res, hello, what)
-		})
+		settleAnswered(ctx, what, external, probe.HTTPOptions{URL: url, Host: fixtures.IngressHost}, hello, nil)
 	})
 
 	It("answers 404 for an unknown host, without reaching a hello pod", func(ctx SpecContext) {
@@ -154,10 +151,7 @@ var _ = Describe("Ingress hello (host hello.test.com)", Label("ingress"), Serial
 		// First the known host, so that a 404 below is the controller
 		// routing, not a controller that has not yet read the Ingress.
 		what := fmt.Sprintf("external client → %s Host %s", url, fixtures.IngressHost)
-		awaitDataPlane(ctx, what, func(g Gomega) {
-			res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Host: fixtures.IngressHost, Count: 3})
-			expectAllAnsweredBy(g, res, hello, what)
-		})
+		settleAnswered(ctx, what, external, probe.HTTPOptions{URL: url, Host: fixtures.IngressHost}, hello, nil)
 		unknown := ns + ".unknown.test.com"
 		res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Host: unknown, Count: k})
 		Expect(res.Statuses).To(Equal(map[string]int{"404": k}),
@@ -172,9 +166,6 @@ var _ = Describe("Ingress hello (host hello.test.com)", Label("ingress"), Serial
 		addr, _, world := deploy(ctx, ns, class)
 		url := addrURL(addr, 80, fixtures.WorldPath)
 		what := fmt.Sprintf("external client → %s Host %s", url, fixtures.IngressHost)
-		awaitDataPlane(ctx, what, func(g Gomega) {
-			res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Host: fixtures.IngressHost, Count: k})
-			expectAllAnsweredBy(g, res, world, what)
-		})
+		settleAnswered(ctx, what, external, probe.HTTPOptions{URL: url, Host: fixtures.IngressHost}, world, nil)
 	})
 })

@@ -22,32 +22,35 @@ var _ = Describe("internalTrafficPolicy", Label("internal-traffic-policy"), func
 		for _, ep := range eps {
 			Expect(ep.Node).To(Equal(with.Name), "endpoint %s must be on %s, where the backend is pinned", ep, with.Name)
 		}
-		local := env.InPod(ns, env.ClientPodOn(ctx, ns, with.Name))
-		remote := env.InPod(ns, env.ClientPodOn(ctx, ns, without.Name))
+		localPod, remotePod := env.ClientPodOn(ctx, ns, with.Name), env.ClientPodOn(ctx, ns, without.Name)
+		local, remote := env.InPod(ns, localPod), env.InPod(ns, remotePod)
 		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
 		url := httpURL(clusterIP, fixtures.BackendPort)
+		addr := hostPort(clusterIP, fixtures.BackendPort)
 
 		// Control, with the default policy (Cluster): the pod on the other
 		// node does reach the endpoints, so what follows is the policy's doing.
 		Expect(mustService(ctx, ns, fixtures.BackendService).Spec.InternalTrafficPolicy).To(HaveValue(BeEquivalentTo("Cluster")))
-		harness.Await(ctx, "with internalTrafficPolicy Cluster, the pod on "+without.Name+" reaches the endpoints on "+with.Name, harness.Converge,
-			httpProbe(remote, probe.HTTPOptions{URL: url, Count: 10}), func(res probe.HTTPResult) error { return answeredOnlyBy(res, pods) })
+		settleAnswered(ctx, fmt.Sprintf("internalTrafficPolicy Cluster: client pod %s on %s → %s (endpoints on %s)", remotePod, without.Name, url, with.Name), remote, probe.HTTPOptions{URL: url}, pods, nil)
 
 		patchService(ctx, ns, fixtures.BackendService, map[string]any{"spec": map[string]any{"internalTrafficPolicy": "Local"}})
 		patched := time.Now()
-		attempts := harness.Await(ctx, "with internalTrafficPolicy Local, the pod on "+without.Name+" cannot connect", harness.Converge,
-			connectProbe(remote, probe.ConnectOptions{Addr: hostPort(clusterIP, fixtures.BackendPort), Count: 2, Timeout: time.Second}), notConnected)
-		harness.Converged("internalTrafficPolicy Local in effect", patched, attempts)
+		// Converged when two attempts in a row fail to connect; then none of
+		// a sample of five may connect (a policy that holds only now and
+		// then lets one through).
+		s := harness.Settle(ctx, fmt.Sprintf("internalTrafficPolicy Local: client pod %s on %s (no endpoint there; endpoints on %s) → %s: no attempt connects", remotePod, without.Name, with.Name, addr), harness.Converge,
+			connectProbe(remote, probe.ConnectOptions{Addr: addr, Count: 2, Timeout: time.Second}), notConnected,
+			harness.Confirm[probe.ConnectResult]{Probes: 1, Probe: connectProbe(remote, probe.ConnectOptions{Addr: addr, Count: 5, Timeout: 2 * time.Second})})
+		harness.Converged("internalTrafficPolicy Local in effect", patched, s)
+		conn := s.Confirmed()
 
-		conn := harness.Connect(ctx, remote, probe.ConnectOptions{Addr: hostPort(clusterIP, fixtures.BackendPort), Count: 3, Timeout: 2 * time.Second})
-		Expect(notConnected(conn)).To(Succeed(), "internalTrafficPolicy Local, client on %s (no endpoint there; endpoints on %s)", without.Name, with.Name)
 		res := harness.HTTP(ctx, remote, probe.HTTPOptions{URL: url, Count: 5, Timeout: 2 * time.Second})
-		Expect(res.Pods).To(BeEmpty(), "internalTrafficPolicy Local, client on %s: no pod may answer; answers %v", without.Name, res.Pods)
-		Expect(res.Unattributed).To(BeZero(), "internalTrafficPolicy Local, client on %s: something other than a probe answered (statuses %v)", without.Name, res.Statuses)
+		Expect(res.Pods).To(BeEmpty(), "internalTrafficPolicy Local, client pod %s on %s → %s: no pod may answer; answers per pod %v", remotePod, without.Name, url, res.Pods)
+		Expect(res.Unattributed).To(BeZero(), "internalTrafficPolicy Local, client pod %s on %s → %s: something other than a probe answered (statuses %v)", remotePod, without.Name, url, res.Statuses)
 		AddReportEntry("client without a local endpoint", fmt.Sprintf("connect outcomes %v; http errors %v", conn.Outcomes, res.Errors))
 
-		res = harness.HTTP(ctx, local, probe.HTTPOptions{URL: url, Count: warmup})
-		expectHTTP(res, answeredOnlyBy(res, localTo(mustEndpoints(ctx, ns, fixtures.BackendService), with.Name)), fmt.Sprintf("internalTrafficPolicy Local, client on %s: only endpoints on its node may answer", with.Name))
+		settleAnswered(ctx, fmt.Sprintf("internalTrafficPolicy Local: client pod %s on %s → %s, only endpoints on its node", localPod, with.Name, url), local, probe.HTTPOptions{URL: url},
+			localTo(mustEndpoints(ctx, ns, fixtures.BackendService), with.Name), nil)
 	})
 })
 

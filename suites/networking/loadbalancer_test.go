@@ -92,16 +92,13 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 		url := addrURL(lb, port, "/")
 
 		what := fmt.Sprintf("external client → %s", url)
-		awaitDataPlane(ctx, what, func(g Gomega) {
-			res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Count: 3})
-			expectAllAnsweredBy(g, res, pods, what)
-		})
+		settleAnswered(ctx, what, external, probe.HTTPOptions{URL: url}, pods, nil)
 		// The spreading test of balancing_test.go: for two pods K = 275,
 		// enough to fail a 2:1 split with probability 0.991.
 		plan := spreadPlan(len(pods))
 		By(fmt.Sprintf("%d requests (K for %d endpoints: power ≥ %g at α=%g against %v)", plan.K, len(pods), plan.Power, plan.Alpha, plan.Alternatives))
 		res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Count: plan.K})
-		expectAllAnsweredBy(Default, res, pods, what)
+		expectHTTP(res, answeredOnlyBy(res, pods), what+" sample")
 		expectSpread(res, pods, what)
 	})
 
@@ -113,13 +110,8 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 		pods := env.PodNames(ctx, ns, fixtures.LoadBalancerDeployment)
 		url := addrURL(lb, port, "/clientip")
 
-		what := fmt.Sprintf("external client %s → %s", external.Addr, url)
-		awaitDataPlane(ctx, what, func(g Gomega) {
-			res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Count: 10})
-			expectAllAnsweredBy(g, res, pods, what)
-			g.Expect(seenClientIPs(res)).To(Equal([]string{external.Addr.String()}),
-				"%s: client addresses the pods saw, per pod %v; want only the client's own %s", what, res.ClientIPs, external.Addr)
-		})
+		what := fmt.Sprintf("external client %s → %s, its address preserved", external.Addr, url)
+		settleAnswered(ctx, what, external, probe.HTTPOptions{URL: url}, pods, sourcesAre(external.Addr.String(), "the client's own"))
 	})
 
 	It("admits a client inside loadBalancerSourceRanges and drops one outside", func(ctx SpecContext) {
@@ -138,10 +130,7 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 		// that a drop later is the range's doing.
 		for _, c := range []harness.ExternalClient{allowed, denied} {
 			what := fmt.Sprintf("external client %s → %s (no source ranges)", c.Addr, url)
-			awaitDataPlane(ctx, what, func(g Gomega) {
-				res := harness.HTTP(ctx, c, probe.HTTPOptions{URL: url, Count: 3})
-				expectAllAnsweredBy(g, res, pods, what)
-			})
+			settleAnswered(ctx, what, c, probe.HTTPOptions{URL: url}, pods, nil)
 		}
 
 		ranges := []string{netip.PrefixFrom(allowed.Addr, 32).String()}
@@ -152,14 +141,9 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 
 		addr := net.JoinHostPort(lb.String(), strconv.Itoa(port))
 		what := fmt.Sprintf("external client %s → %s (outside %v)", denied.Addr, addr, ranges)
-		awaitDataPlane(ctx, what, func(g Gomega) {
-			res := harness.Connect(ctx, denied, probe.ConnectOptions{Addr: addr, Count: 3, Timeout: 2 * time.Second})
-			g.Expect(res.Outcomes[probe.Connected]).To(BeZero(), "%s: must be dropped; outcomes %v, attempts %+v", what, res.Outcomes, res.Attempts)
-		})
+		harness.Settle(ctx, what+": dropped", harness.Converge,
+			connectProbe(denied, probe.ConnectOptions{Addr: addr, Count: 3, Timeout: 2 * time.Second}), notConnected, harness.Again[probe.ConnectResult]())
 		what = fmt.Sprintf("external client %s → %s (inside %v)", allowed.Addr, url, ranges)
-		awaitDataPlane(ctx, what, func(g Gomega) {
-			res := harness.HTTP(ctx, allowed, probe.HTTPOptions{URL: url, Count: 10})
-			expectAllAnsweredBy(g, res, pods, what)
-		})
+		settleAnswered(ctx, what, allowed, probe.HTTPOptions{URL: url}, pods, nil)
 	})
 })

@@ -93,10 +93,10 @@ func noEndpointsLifecycle(ctx SpecContext, external bool) {
 		for _, addr := range targets {
 			what := fmt.Sprintf("%s: %s refused from %s", phase, addr, where)
 			o := probe.ConnectOptions{Addr: addr, Count: 1, Timeout: refuseTimeout}
-			attempts := harness.Await(ctx, what, harness.Converge,
-				connectProbe(runner, o), func(res probe.ConnectResult) error { return refusedWithin(res, refuseBoundMs) })
-			harness.Converged(what, since, attempts)
-			harness.Record("connect "+addr+" ("+phase+")", attempts[len(attempts)-1].Result)
+			s := harness.Settle(ctx, what, harness.Converge,
+				connectProbe(runner, o), func(res probe.ConnectResult) error { return refusedWithin(res, refuseBoundMs) }, harness.Again[probe.ConnectResult]())
+			harness.Converged(what, since, s)
+			harness.Record("connect "+addr+" ("+phase+")", s.Confirmed())
 		}
 	}
 	expectRefused(created, "no endpoints")
@@ -110,10 +110,10 @@ func noEndpointsLifecycle(ctx SpecContext, external bool) {
 	pods := harness.ReadyPods(mustEndpoints(ctx, ns, lonelyService))
 	for _, addr := range targets {
 		what := fmt.Sprintf("%s answered by the backend, from %s", addr, where)
-		attempts := harness.Await(ctx, what, harness.Converge,
+		s := harness.Settle(ctx, what, harness.Converge,
 			httpProbe(runner, probe.HTTPOptions{URL: "http://" + addr + "/", Count: 5}),
-			func(res probe.HTTPResult) error { return answeredOnlyBy(res, pods) })
-		harness.Converged(what, sliceAt, attempts)
+			func(res probe.HTTPResult) error { return answeredOnlyBy(res, pods) }, harness.Again[probe.HTTPResult]())
+		harness.Converged(what, sliceAt, s)
 	}
 
 	// The backend goes: the refusal returns.

@@ -66,14 +66,37 @@ func httpURL(host string, port int32) string {
 	return "http://" + hostPort(host, port) + "/"
 }
 
-// httpProbe adapts probe.HTTP to harness.Await.
-func httpProbe(r probe.Runner, o probe.HTTPOptions) func(context.Context) (probe.HTTPResult, error) {
+// httpProbe adapts probe.HTTP to harness.Settle.
+func httpProbe(r probe.Runner, o probe.HTTPOptions) harness.Probe[probe.HTTPResult] {
 	return func(ctx context.Context) (probe.HTTPResult, error) { return probe.HTTP(ctx, r, o) }
 }
 
-// connectProbe adapts probe.Connect to harness.Await.
-func connectProbe(r probe.Runner, o probe.ConnectOptions) func(context.Context) (probe.ConnectResult, error) {
+// connectProbe adapts probe.Connect to harness.Settle.
+func connectProbe(r probe.Runner, o probe.ConnectOptions) harness.Probe[probe.ConnectResult] {
 	return func(ctx context.Context) (probe.ConnectResult, error) { return probe.Connect(ctx, r, o) }
+}
+
+// settleAnswered waits (harness.Converge) until a batch of
+// harness.CoverSample(len(pods)) requests from client to o.URL is answered,
+// every request with a 2xx from one of pods and each of pods at least
+// once, and extra (when not nil) holds; then confirms it with one more
+// batch of that size, of which the same must hold. A path that cannot
+// reach one of the pods is caught with probability ≥ 0.9999, and a correct
+// one fails by chance with probability ≤ 1e-4 (harness.CoverSample). what
+// names the client and the target; the failure adds what was seen.
+func settleAnswered(ctx context.Context, what string, client probe.Runner, o probe.HTTPOptions, pods []string, extra func(probe.HTTPResult) error) harness.Settled[probe.HTTPResult] {
+	o.Count = harness.CoverSample(len(pods))
+	accept := func(res probe.HTTPResult) error {
+		if err := answeredByAll(res, pods); err != nil {
+			return err
+		}
+		if extra != nil {
+			return extra(res)
+		}
+		return nil
+	}
+	return harness.Settle(ctx, fmt.Sprintf("%s: every one of %d requests answered 2xx by one of %v, each of them at least once", what, o.Count, pods),
+		harness.Converge, httpProbe(client, o), accept, harness.Again[probe.HTTPResult]())
 }
 
 // answeredOnlyBy says why res is not "every request got a 2xx from one of
@@ -81,12 +104,14 @@ func connectProbe(r probe.Runner, o probe.ConnectOptions) func(context.Context) 
 func answeredOnlyBy(res probe.HTTPResult, pods []string) error {
 	_, foreign := stats.CountsFor(pods, res.Pods)
 	switch {
+	case res.Total == 0:
+		return fmt.Errorf("no request was made")
 	case res.Unattributed > 0:
-		return fmt.Errorf("%d answers named no pod (something other than a probe server answered); statuses %v", res.Unattributed, res.Statuses)
+		return fmt.Errorf("%d of %d answers named no pod (something other than a probe server answered); answers per pod %v, statuses %v", res.Unattributed, res.Total, res.Pods, res.Statuses)
 	case len(foreign) > 0:
-		return fmt.Errorf("answers from pods other than %v: %v", pods, foreign)
+		return fmt.Errorf("answers from pods other than %v: %v (answers per pod %v)", pods, foreign, res.Pods)
 	case res.OK != res.Total:
-		return fmt.Errorf("of %d requests %d got a 2xx from a pod; statuses %v, errors %v %v", res.Total, res.OK, res.Statuses, res.Errors, res.ErrorSamples)
+		return fmt.Errorf("of %d requests %d got a 2xx from a pod; answers per pod %v, statuses %v, errors %v %v", res.Total, res.OK, res.Pods, res.Statuses, res.Errors, res.ErrorSamples)
 	}
 	return nil
 }
@@ -119,6 +144,9 @@ func expectHTTP(res probe.HTTPResult, check error, what string) {
 // notConnected says why res shows a connection being made (or a pod
 // answering), or nil when none was.
 func notConnected(res probe.ConnectResult) error {
+	if res.Total == 0 {
+		return fmt.Errorf("no attempt was made")
+	}
 	if n := res.Outcomes[probe.Connected]; n > 0 || len(res.Pods) > 0 {
 		return fmt.Errorf("%d of %d attempts connected (pods %v); outcomes %v", n, res.Total, res.Pods, res.Outcomes)
 	}

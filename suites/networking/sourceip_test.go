@@ -1,9 +1,12 @@
 package networking
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,8 +21,6 @@ import (
 )
 
 var _ = Describe("source IP", Label("source-ip"), func() {
-	const k = 10
-
 	It("is kept from a pod to a ClusterIP: the backend sees the client pod's IP", func(ctx SpecContext) {
 		ns := env.Namespace(ctx)
 		env.Deploy(ctx, ns, fixtures.Backend)
@@ -29,14 +30,9 @@ var _ = Describe("source IP", Label("source-ip"), func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(client.Status.PodIP).NotTo(BeEmpty(), "client pod has no IP")
 
-		what := fmt.Sprintf("pod %s (%s) → %s:%d/clientip", client.Name, client.Status.PodIP, fixtures.BackendService, fixtures.BackendPort)
-		awaitDataPlane(ctx, what, func(g Gomega) {
-			res := harness.HTTP(ctx, env.InPod(ns, fixtures.ClientPod), probe.HTTPOptions{
-				URL: fmt.Sprintf("http://%s:%d/clientip", fixtures.BackendService, fixtures.BackendPort), Count: k})
-			expectAllAnsweredBy(g, res, backends, what)
-			g.Expect(seenClientIPs(res)).To(Equal([]string{client.Status.PodIP}),
-				"%s: client addresses the backends saw, per pod %v; want only the client pod's %s", what, res.ClientIPs, client.Status.PodIP)
-		})
+		what := fmt.Sprintf("pod %s (%s) → %s:%d/clientip, seen as its own address", client.Name, client.Status.PodIP, fixtures.BackendService, fixtures.BackendPort)
+		settleAnswered(ctx, what, env.InPod(ns, fixtures.ClientPod), probe.HTTPOptions{URL: fmt.Sprintf("http://%s:%d/clientip", fixtures.BackendService, fixtures.BackendPort)},
+			backends, sourcesAre(client.Status.PodIP, "the client pod's"))
 	})
 
 	It("is replaced by a node address from outside to a NodePort with externalTrafficPolicy Cluster, on nodes with and without a local endpoint", func(ctx SpecContext) {
@@ -69,17 +65,20 @@ var _ = Describe("source IP", Label("source-ip"), func() {
 			if n.Name == home.Name {
 				local = "all endpoints local"
 			}
-			what := fmt.Sprintf("external client %s → node %s:%d/clientip (%s)", external.Addr, n, port, local)
-			awaitDataPlane(ctx, what, func(g Gomega) {
-				res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: addrURL(n.InternalIP, port, "/clientip"), Count: k})
-				expectAllAnsweredBy(g, res, frontends, what)
+			what := fmt.Sprintf("external client %s → node %s:%d/clientip (%s), masqueraded to a node address", external.Addr, n, port, local)
+			s := settleAnswered(ctx, what, external, probe.HTTPOptions{URL: addrURL(n.InternalIP, port, "/clientip")}, frontends, func(res probe.HTTPResult) error {
 				ips := seenClientIPs(res)
-				g.Expect(ips).NotTo(ContainElement(external.Addr.String()),
-					"%s: the backend saw the client's own address: not masqueraded (per pod %v)", what, res.ClientIPs)
-				g.Expect(ips).To(HaveEach(BeElementOf(nodeAddrs)),
-					"%s: client addresses seen %v (per pod %v); want node addresses (InternalIPs and pod-CIDR gateways) %v", what, ips, res.ClientIPs, nodeAddrs)
-				seen[n.Name] = ips
+				if slices.Contains(ips, external.Addr.String()) {
+					return fmt.Errorf("the frontends saw the client's own address %s: not masqueraded (sources seen per pod %v)", external.Addr, res.ClientIPs)
+				}
+				for _, ip := range ips {
+					if !slices.Contains(nodeAddrs, ip) {
+						return fmt.Errorf("the frontends saw %s, not a node address (InternalIPs and pod-CIDR gateways %v); sources seen per pod %v", ip, nodeAddrs, res.ClientIPs)
+					}
+				}
+				return nil
 			})
+			seen[n.Name] = seenClientIPs(s.Confirmed())
 		}
 		AddReportEntry("source seen per receiving node", fmt.Sprint(seen))
 	})
@@ -98,24 +97,18 @@ var _ = Describe("source IP", Label("source-ip"), func() {
 		port := onlyNodePort(svc)
 		frontends := env.PodNames(ctx, ns, fixtures.FrontendDeployment)
 
-		what := fmt.Sprintf("external client %s → node %s:%d/clientip (all endpoints local)", external.Addr, home, port)
-		awaitDataPlane(ctx, what, func(g Gomega) {
-			res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: addrURL(home.InternalIP, port, "/clientip"), Count: k})
-			expectAllAnsweredBy(g, res, frontends, what)
-			g.Expect(seenClientIPs(res)).To(Equal([]string{external.Addr.String()}),
-				"%s: client addresses the frontends saw, per pod %v; want only the client's own %s", what, res.ClientIPs, external.Addr)
-		})
+		what := fmt.Sprintf("external client %s → node %s:%d/clientip (all endpoints local), its address preserved", external.Addr, home, port)
+		settleAnswered(ctx, what, external, probe.HTTPOptions{URL: addrURL(home.InternalIP, port, "/clientip")}, frontends, sourcesAre(external.Addr.String(), "the client's own"))
 		// The node with the endpoints answers, so the Service's rules are in
-		// place; a node without one must not forward.
+		// place; a node without one must not forward: no attempt of a
+		// converged batch and of a confirmation batch may connect.
 		for _, n := range nodes {
 			if n.Name == home.Name {
 				continue
 			}
 			addr := netip.AddrPortFrom(n.InternalIP, uint16(port)).String()
-			res := harness.Connect(ctx, external, probe.ConnectOptions{Addr: addr, Count: 3, Timeout: 2 * time.Second})
-			Expect(res.Outcomes[probe.Connected]).To(BeZero(),
-				"external client → node %s:%d (no local endpoint, policy Local) must not be forwarded; outcomes %v, attempts %+v", n, port, res.Outcomes, res.Attempts)
-			Expect(res.Total).To(Equal(3))
+			harness.Settle(ctx, fmt.Sprintf("external client %s → node %s:%d (no local endpoint, policy Local): not forwarded, no attempt connects", external.Addr, n, port), harness.Converge,
+				connectProbe(external, probe.ConnectOptions{Addr: addr, Count: 3, Timeout: time.Second}), notConnected, harness.Again[probe.ConnectResult]())
 		}
 	})
 
@@ -139,16 +132,20 @@ var _ = Describe("source IP", Label("source-ip"), func() {
 				if n.Name == home.Name {
 					wantStatus, wantLocal = "200", replicas
 				}
-				what := fmt.Sprintf("external client → node %s:%d/healthz (endpoints on %s)", n, hc, home.Name)
-				awaitDataPlane(ctx, what, func(g Gomega) {
-					res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: addrURL(n.InternalIP, hc, "/healthz"), Count: 3})
-					g.Expect(res.Statuses).To(Equal(map[string]int{wantStatus: 3}),
-						"%s: statuses %v, errors %v %v; want %s every time", what, res.Statuses, res.Errors, res.ErrorSamples, wantStatus)
-					h, err := readProxyHealth(ctx, n.InternalIP, hc)
-					g.Expect(err).NotTo(HaveOccurred(), "%s: reading the body from the test process", what)
-					g.Expect(h.Service.Namespace+"/"+h.Service.Name).To(Equal(ns+"/"+svc.Name), "%s: the health check answers for another Service: %+v", what, h)
-					g.Expect(h.LocalEndpoints).To(Equal(wantLocal), "%s: localEndpoints in %+v", what, h)
-				})
+				what := fmt.Sprintf("external client → node %s:%d/healthz (endpoints on %s): %s every time, localEndpoints %d for %s/%s", n, hc, home.Name, wantStatus, wantLocal, ns, svc.Name)
+				harness.Settle(ctx, what, harness.Converge, healthProbe(external, n, hc), func(p healthCheck) error {
+					switch h := p.Body; {
+					case !maps.Equal(p.HTTP.Statuses, map[string]int{wantStatus: p.HTTP.Total}) || p.HTTP.Total == 0:
+						return fmt.Errorf("statuses %v of %d requests, errors %v %v", p.HTTP.Statuses, p.HTTP.Total, p.HTTP.Errors, p.HTTP.ErrorSamples)
+					case p.BodyError != "":
+						return fmt.Errorf("reading the body from the test process: %s", p.BodyError)
+					case h.Service.Namespace+"/"+h.Service.Name != ns+"/"+svc.Name:
+						return fmt.Errorf("the health check answers for another Service: %+v", h)
+					case h.LocalEndpoints != wantLocal:
+						return fmt.Errorf("localEndpoints in %+v", h)
+					}
+					return nil
+				}, harness.Again[healthCheck]())
 			}
 		}
 		expectHealth(first)
@@ -163,11 +160,48 @@ var _ = Describe("source IP", Label("source-ip"), func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(svc.Spec.HealthCheckNodePort).To(BeZero(), "healthCheckNodePort after switching to Cluster")
 		for _, n := range nodes {
-			what := fmt.Sprintf("external client → node %s:%d/healthz (released port)", n, hc)
-			awaitDataPlane(ctx, what, func(g Gomega) {
-				res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: addrURL(n.InternalIP, hc, "/healthz"), Count: 3})
-				g.Expect(res.Statuses).To(BeEmpty(), "%s: still answered: statuses %v", what, res.Statuses)
-			})
+			what := fmt.Sprintf("external client → node %s:%d/healthz (released port): no answer", n, hc)
+			harness.Settle(ctx, what, harness.Converge, httpProbe(external, probe.HTTPOptions{URL: addrURL(n.InternalIP, hc, "/healthz"), Count: 3}), func(res probe.HTTPResult) error {
+				if len(res.Statuses) > 0 || res.Total == 0 {
+					return fmt.Errorf("still answered: statuses %v of %d requests", res.Statuses, res.Total)
+				}
+				return nil
+			}, harness.Again[probe.HTTPResult]())
 		}
 	})
 })
+
+// sourcesAre says why the answering pods of res did not see exactly the
+// source addr (whose: whose address it is), or nil when they did.
+func sourcesAre(addr, whose string) func(probe.HTTPResult) error {
+	return func(res probe.HTTPResult) error {
+		if ips := seenClientIPs(res); !slices.Equal(ips, []string{addr}) {
+			return fmt.Errorf("sources seen %v (per pod %v); want only %s %s", ips, res.ClientIPs, whose, addr)
+		}
+		return nil
+	}
+}
+
+// healthCheck is one probe of a healthCheckNodePort: the statuses an
+// external client got, and the body as the test process read it.
+type healthCheck struct {
+	HTTP      probe.HTTPResult
+	Body      proxyHealth
+	BodyError string
+}
+
+// healthProbe asks node n's health check port hc from the external
+// client (five requests), then reads the body from the test process.
+func healthProbe(external probe.Runner, n harness.Node, hc int32) harness.Probe[healthCheck] {
+	return func(ctx context.Context) (healthCheck, error) {
+		res, err := probe.HTTP(ctx, external, probe.HTTPOptions{URL: addrURL(n.InternalIP, hc, "/healthz"), Count: 5})
+		if err != nil {
+			return healthCheck{}, err
+		}
+		p := healthCheck{HTTP: res}
+		if p.Body, err = readProxyHealth(ctx, n.InternalIP, hc); err != nil {
+			p.BodyError = err.Error()
+		}
+		return p, nil
+	}
+}

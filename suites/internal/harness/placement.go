@@ -56,7 +56,7 @@ func (e *Env) DeployOn(ctx context.Context, ns string, name fixtures.Name, node 
 // left runs on node, and every Service in ns selecting those pods lists
 // exactly the Deployment's replicas as endpoints, all ready and all on
 // node (the old pods' terminating endpoints gone). The data plane follows
-// later; specs wait for that with Eventually.
+// later; specs wait for that with Settle.
 func (e *Env) Pin(ctx context.Context, ns, name, node string) {
 	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
 		"nodeSelector": map[string]string{HostnameLabel: node}}}}})

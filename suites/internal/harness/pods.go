@@ -61,7 +61,7 @@ func (e *Env) SetReplicas(ctx context.Context, ns, deployment string, replicas i
 // Scale is SetReplicas, then a wait (Deploy budget) until the controller
 // reports exactly that many replicas, all updated and ready. Endpoints and
 // the data plane follow later; specs wait for those themselves
-// (WaitEndpoints, then Await).
+// (WaitEndpoints, then Settle).
 func (e *Env) Scale(ctx context.Context, ns, deployment string, replicas int32) {
 	e.SetReplicas(ctx, ns, deployment, replicas)
 	state := "not checked yet"
