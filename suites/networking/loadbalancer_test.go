@@ -139,11 +139,55 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 		_, err := env.Client.CoreV1().Services(ns).Patch(ctx, fixtures.LoadBalancerService, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
 		Expect(err).NotTo(HaveOccurred())
 
+		// Each probe asks from both clients, so that the verdict is on one
+		// state of the rules: converged when 3 attempts from the denied
+		// client all fail and every request from the allowed one is
+		// answered; then a confirmation sample of 10 attempts from the
+		// denied client, none of which may connect (a range enforced now
+		// and then lets one through), and harness.CoverSample(2) requests
+		// from the allowed one, every one answered, by both pods.
 		addr := net.JoinHostPort(lb.String(), strconv.Itoa(port))
-		what := fmt.Sprintf("external client %s → %s (outside %v)", denied.Addr, addr, ranges)
-		harness.Settle(ctx, what+": dropped", harness.Converge,
-			connectProbe(denied, probe.ConnectOptions{Addr: addr, Count: 3, Timeout: 2 * time.Second}), notConnected, harness.Again[probe.ConnectResult]())
-		what = fmt.Sprintf("external client %s → %s (inside %v)", allowed.Addr, url, ranges)
-		settleAnswered(ctx, what, allowed, probe.HTTPOptions{URL: url}, pods, nil)
+		what := fmt.Sprintf("loadBalancerSourceRanges %v on %s: every attempt from external client %s (outside) fails, every request from external client %s (inside) is answered by %v",
+			ranges, addr, denied.Addr, allowed.Addr, pods)
+		harness.Settle(ctx, what, harness.Converge, sourceRangesProbe(denied, allowed, addr, url, 3, pods), sourceRangesHold(denied, allowed, pods),
+			harness.Confirm[sourceRangesResult]{Probes: 1, Probe: sourceRangesProbe(denied, allowed, addr, url, 10, pods)})
 	})
 })
+
+// sourceRangesResult is one probe of loadBalancerSourceRanges: connection
+// attempts from the denied client, then requests from the allowed one.
+type sourceRangesResult struct {
+	Denied  probe.ConnectResult
+	Allowed probe.HTTPResult
+}
+
+// sourceRangesProbe makes deniedAttempts connection attempts (1s timeout:
+// the load balancer is on the client's own network, where an answer takes
+// milliseconds) from denied to addr, then harness.CoverSample(len(pods))
+// requests from allowed to url.
+func sourceRangesProbe(denied, allowed probe.Runner, addr, url string, deniedAttempts int, pods []string) harness.Probe[sourceRangesResult] {
+	return func(ctx context.Context) (sourceRangesResult, error) {
+		var r sourceRangesResult
+		var err error
+		if r.Denied, err = probe.Connect(ctx, denied, probe.ConnectOptions{Addr: addr, Count: deniedAttempts, Timeout: time.Second}); err != nil {
+			return r, err
+		}
+		r.Allowed, err = probe.HTTP(ctx, allowed, probe.HTTPOptions{URL: url, Count: harness.CoverSample(len(pods))})
+		return r, err
+	}
+}
+
+// sourceRangesHold says why r is not "no attempt from the denied client
+// connected, and every request from the allowed one got a 2xx from one of
+// pods, each of them answering", or nil when it is.
+func sourceRangesHold(denied, allowed harness.ExternalClient, pods []string) func(sourceRangesResult) error {
+	return func(r sourceRangesResult) error {
+		if err := notConnected(r.Denied); err != nil {
+			return fmt.Errorf("denied client %s → %s: %w; attempts %+v", denied.Addr, r.Denied.Addr, err, r.Denied.Attempts)
+		}
+		if err := answeredByAll(r.Allowed, pods); err != nil {
+			return fmt.Errorf("allowed client %s → %s: %w", allowed.Addr, r.Allowed.URL, err)
+		}
+		return nil
+	}
+}
