@@ -366,7 +366,7 @@ type ipvsMode struct{ opts ipvs.Options }
 func (*ipvsMode) name() string             { return "ipvs" }
 func (*ipvsMode) predictsMasquerade() bool { return false }
 func (*ipvsMode) dumps(n *nodeRules) map[string]string {
-	return map[string]string{"proc-net-ip_vs.txt": n.ipvs, "iptables-save.txt": n.IPTablesSave}
+	return map[string]string{"proc-net-ip_vs.txt": n.IPVS, "iptables-save.txt": n.IPTablesSave}
 }
 
 // extra reads /proc/net/ip_vs through the node's kube-proxy pod: kube-proxy
@@ -385,12 +385,12 @@ func (*ipvsMode) extra(ctx context.Context, n *nodeRules) error {
 	if err != nil {
 		return fmt.Errorf("reading /proc/net/ip_vs in %s: %w", r, err)
 	}
-	n.ipvs = string(out)
+	n.IPVS = string(out)
 	return nil
 }
 
 func (m *ipvsMode) table(n *nodeRules) (*ipvs.Table, error) {
-	t, err := ipvs.ParseString(n.ipvs)
+	t, err := ipvs.ParseString(n.IPVS)
 	if err != nil {
 		return nil, fmt.Errorf("parsing /proc/net/ip_vs: %w", err)
 	}

@@ -44,8 +44,7 @@ var _ = Describe("kube-proxy rules", Label("dataplane"), func() {
 	// like kube-proxy's DROP. The rules show it on every node.
 	It("on every node are not preceded by rules that accept new forwarded connections", Label("forward-order"), func(ctx SpecContext) {
 		m := currentMode(ctx)
-		s, err := takeSnapshot(ctx, m, env.Namespace(ctx))
-		Expect(err).NotTo(HaveOccurred())
+		s := stableSnapshot(ctx, m, env.Namespace(ctx))
 		Expect(s.nodes).NotTo(BeEmpty(), "nodes with a kube-proxy pod")
 		var findings, evidence []string
 		for _, n := range s.nodes {

@@ -9,10 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,12 +32,11 @@ type snapshot struct {
 	slices    []discoveryv1.EndpointSlice
 }
 
-// nodeRules is one node's rules as text, with its Node object.
+// nodeRules is one node's rules as text (in ipvs mode with its
+// /proc/net/ip_vs), with its Node object.
 type nodeRules struct {
 	collect.Node
 	obj *corev1.Node
-	// ipvs is the node's /proc/net/ip_vs (ipvs mode only).
-	ipvs string
 }
 
 func (s *snapshot) node(name string) *nodeRules {
@@ -114,44 +111,112 @@ func (s *snapshot) findings(m proxyMode) ([]string, error) {
 	return out, nil
 }
 
+// rulesRead is one probe of the rules: a snapshot that counts only when
+// two consecutive reads of every node's rules agree (collect.Compare: the
+// same rules once counters, handles and timestamps are set aside), so
+// that a verdict rests on a state the proxy holds, not on one caught in
+// the middle of a change or one it flips in and out of. Unstable lists
+// where the two reads differed; Findings is what the checks found in the
+// second read.
+type rulesRead struct {
+	Unstable []string
+	Findings []string
+	s        *snapshot
+}
+
+// readTwice is the probe behind every verdict of this suite on the rules:
+// two snapshots, one right after the other, compared node by node; with
+// check set, the second one checked against the namespace's objects.
+// latest, when not nil, is kept pointing at the newest snapshot read, for
+// the evidence.
+func readTwice(m proxyMode, ns string, check bool, latest **snapshot) harness.Probe[rulesRead] {
+	return func(ctx context.Context) (rulesRead, error) {
+		first, err := takeSnapshot(ctx, m, ns)
+		if err != nil {
+			return rulesRead{}, err
+		}
+		second, err := takeSnapshot(ctx, m, ns)
+		if err != nil {
+			return rulesRead{}, err
+		}
+		if latest != nil {
+			*latest = second
+		}
+		r := rulesRead{s: second}
+		if len(first.nodes) != len(second.nodes) || !slices.Equal(first.unproxied, second.unproxied) {
+			r.Unstable = append(r.Unstable, fmt.Sprintf("nodes read: %s, then %s", nodeNames(first), nodeNames(second)))
+		} else {
+			for i := range first.nodes {
+				d, err := collect.Compare(first.nodes[i].Node, second.nodes[i].Node)
+				if err != nil {
+					return r, err
+				}
+				for _, line := range d {
+					r.Unstable = append(r.Unstable, "node "+first.nodes[i].Name+": "+line)
+				}
+			}
+		}
+		if check {
+			if r.Findings, err = second.findings(m); err != nil {
+				return r, err
+			}
+		}
+		return r, nil
+	}
+}
+
+// agreed says why a read does not count: its two reads differed.
+func agreed(r rulesRead) error {
+	if len(r.Unstable) > 0 {
+		return fmt.Errorf("two consecutive reads of the rules differ:\n  %s", strings.Join(r.Unstable, "\n  "))
+	}
+	return nil
+}
+
+func nodeNames(s *snapshot) string {
+	var names []string
+	for _, n := range s.nodes {
+		names = append(names, n.Name)
+	}
+	return fmt.Sprintf("%v (without kube-proxy: %v)", names, s.unproxied)
+}
+
+// stableSnapshot waits (within harness.Converge) for a read of the rules
+// that counts (readTwice), confirms it with a second such read, and
+// returns the latter: the rules a node-wide check judges.
+func stableSnapshot(ctx context.Context, m proxyMode, ns string) *snapshot {
+	st := harness.Settle(ctx, fmt.Sprintf("kube-proxy (%s mode) rules on every node read the same twice in a row", m.name()), harness.Converge,
+		readTwice(m, ns, false, nil), agreed, harness.Again[rulesRead]())
+	return st.Confirmed().s
+}
+
 // converged waits (within harness.Converge) until every node's rules hold
-// what the namespace's objects call for, and returns the snapshot that
-// showed it. kube-proxy syncs a second or so after an EndpointSlice
-// changes; the first snapshots of a fresh namespace may predate that.
+// what the namespace's objects call for, in a read that counts
+// (readTwice), and confirms it with one more such read, which it returns.
+// kube-proxy syncs a second or so after an EndpointSlice changes; the
+// first snapshots of a fresh namespace may predate that.
 //
 // On failure the spec's report gets, per node, the part of its rules the
 // namespace's Services use, and the evidence directory every node's full
 // dumps as they were checked.
 func converged(ctx context.Context, m proxyMode, ns string) *snapshot {
 	var last *snapshot
-	start := time.Now()
-	attempts := 0
 	DeferCleanup(func() {
 		if CurrentSpecReport().Failed() && last != nil {
 			attachRules(m, last)
 		}
 	})
-	Eventually(ctx, func(ctx context.Context) error {
-		attempts++
-		s, err := takeSnapshot(ctx, m, ns)
-		if err != nil {
-			return err
-		}
-		fs, err := s.findings(m)
-		if err != nil {
-			return err
-		}
-		last = s
-		if len(fs) > 0 {
-			return fmt.Errorf("%d finding(s):\n  %s", len(fs), strings.Join(fs, "\n  "))
-		}
-		return nil
-	}).WithTimeout(harness.Converge).WithPolling(time.Second).Should(Succeed(), func() string {
-		return fmt.Sprintf("kube-proxy (%s mode) rules on %d node(s) still differ from the Services and EndpointSlices of %s after %s (%d snapshots; the last one's findings follow)",
-			m.name(), nodeCount(last), ns, harness.Converge, attempts)
-	})
-	AddReportEntry("rules converged", fmt.Sprintf("%s mode: every node's rules matched %s after %s (%d snapshots)", m.name(), ns, time.Since(start).Round(10*time.Millisecond), attempts))
-	return last
+	st := harness.Settle(ctx, fmt.Sprintf("kube-proxy (%s mode) rules on every node match the Services and EndpointSlices of %s", m.name(), ns), harness.Converge,
+		readTwice(m, ns, true, &last), func(r rulesRead) error {
+			if err := agreed(r); err != nil {
+				return err
+			}
+			if len(r.Findings) > 0 {
+				return fmt.Errorf("on %d node(s), %d finding(s):\n  %s", nodeCount(r.s), len(r.Findings), strings.Join(r.Findings, "\n  "))
+			}
+			return nil
+		}, harness.Again[rulesRead]())
+	return st.Confirmed().s
 }
 
 func nodeCount(s *snapshot) int {

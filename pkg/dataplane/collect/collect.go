@@ -28,6 +28,9 @@ type Node struct {
 	IPTablesSave string
 	// NFTJSON is `nft -j list ruleset`.
 	NFTJSON string
+	// IPVS is /proc/net/ip_vs, read by the caller in ipvs mode only (Rules
+	// leaves it empty).
+	IPVS string
 }
 
 // KubeProxyPods maps node name → kube-proxy pod name (label k8s-app=kube-proxy).
