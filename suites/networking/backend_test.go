@@ -26,13 +26,13 @@ var _ = Describe("backend-service", Label("dns", "smoke"), func() {
 		client := env.InPod(ns, fixtures.ClientPod)
 
 		// The search list's first entry is <ns>.svc.<cluster domain>.
-		first := harness.DNS(ctx, client, probe.DNSOptions{Name: fixtures.BackendService, Type: "A", Count: 1})
+		first := queryDNS(ctx, client, probe.DNSOptions{Name: fixtures.BackendService, Type: "A", Count: 1})
 		Expect(first.ResolvConf.Search).NotTo(BeEmpty(), "client resolv.conf: %+v", first.ResolvConf)
 		fqdn := fixtures.BackendService + "." + first.ResolvConf.Search[0]
 		Expect(fqdn).To(HavePrefix(fixtures.BackendService+"."+ns+".svc."), "search list %v", first.ResolvConf.Search)
 
 		for _, name := range []string{fixtures.BackendService, fixtures.BackendService + "." + ns, fqdn} {
-			res := harness.DNS(ctx, client, probe.DNSOptions{Name: name, Type: "A", Count: 3})
+			res := queryDNS(ctx, client, probe.DNSOptions{Name: name, Type: "A", Count: 3})
 			for i, q := range res.Queries {
 				Expect(q.Rcode).To(Equal("NOERROR"), "query %d for %q: answered by %q, tried %+v", i, name, q.Name, q.Tried)
 				Expect(q.Addresses()).To(Equal([]string{clusterIP}), "query %d for %q (answered as %q) must return exactly the ClusterIP %s", i, name, q.Name, clusterIP)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/netconform/netconform/pkg/fixtures"
 	"github.com/netconform/netconform/pkg/probe"
+	"github.com/netconform/netconform/pkg/testbed"
 	"github.com/netconform/netconform/suites/internal/harness"
 )
 
@@ -27,9 +28,9 @@ var _ = Describe("cluster DNS", Label("dns"), func() {
 		kubeDNS := mustService(ctx, "kube-system", "kube-dns").Spec.ClusterIP
 		client := env.InPod(ns, fixtures.ClientPod)
 
-		res := harness.DNS(ctx, client, probe.DNSOptions{Name: "kubernetes.default", Type: "A", Count: 1})
+		res := queryDNS(ctx, client, probe.DNSOptions{Name: "kubernetes.default", Type: "A", Count: 1})
 		rc := res.ResolvConf
-		domain := clusterDomain(ctx, ns, rc)
+		domain := clusterDomain(ctx, ns)
 		Expect(rc.Nameservers).To(Equal([]string{kubeDNS}), "nameservers in the client's resolv.conf (%+v) must be exactly the kube-dns Service's ClusterIP %s", rc, kubeDNS)
 		want := []string{ns + ".svc." + domain, "svc." + domain, domain}
 		Expect(len(rc.Search)).To(BeNumerically(">=", 3), "search list %v must start with %v", rc.Search, want)
@@ -42,11 +43,11 @@ var _ = Describe("cluster DNS", Label("dns"), func() {
 		env.Deploy(ctx, ns, fixtures.Backend)
 		env.Deploy(ctx, ns, fixtures.Client)
 		client := env.InPod(ns, fixtures.ClientPod)
-		domain := clusterDomain(ctx, ns, resolvConf(ctx, client))
+		domain := clusterDomain(ctx, ns)
 		fqdn := fixtures.BackendService + "." + ns + ".svc." + domain
 
 		name := "_http._tcp." + fqdn
-		res := harness.DNS(ctx, client, probe.DNSOptions{Name: name, Type: "SRV", Count: 3})
+		res := queryDNS(ctx, client, probe.DNSOptions{Name: name, Type: "SRV", Count: 3})
 		for i, q := range res.Queries {
 			Expect(q.Rcode).To(Equal("NOERROR"), "SRV query %d for %q: rcode %q (answered as %q), tried %+v", i, name, q.Rcode, q.Name, q.Tried)
 			srv := recordsOf(q, "SRV")
@@ -61,11 +62,11 @@ var _ = Describe("cluster DNS", Label("dns"), func() {
 		env.Deploy(ctx, ns, fixtures.Backend)
 		env.Deploy(ctx, ns, fixtures.Client)
 		client := env.InPod(ns, fixtures.ClientPod)
-		domain := clusterDomain(ctx, ns, resolvConf(ctx, client))
+		domain := clusterDomain(ctx, ns)
 		fqdn := fixtures.BackendService + "." + ns + ".svc." + domain
 		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
 
-		res := harness.DNS(ctx, client, probe.DNSOptions{Name: clusterIP, Type: "PTR", Count: 3})
+		res := queryDNS(ctx, client, probe.DNSOptions{Name: clusterIP, Type: "PTR", Count: 3})
 		for i, q := range res.Queries {
 			Expect(q.Rcode).To(Equal("NOERROR"), "PTR query %d for %s (%q): rcode %q, tried %+v", i, clusterIP, q.Name, q.Rcode, q.Tried)
 			ptr := recordsOf(q, "PTR")
@@ -78,13 +79,13 @@ var _ = Describe("cluster DNS", Label("dns"), func() {
 		ns := env.Namespace(ctx)
 		env.Deploy(ctx, ns, fixtures.Client)
 		client := env.InPod(ns, fixtures.ClientPod)
-		domain := clusterDomain(ctx, ns, resolvConf(ctx, client))
+		domain := clusterDomain(ctx, ns)
 		// Written as a pod would, without the trailing dot: with ndots:5 the
 		// resolver walks the search list before asking the name as given, and
 		// every name on the way is in the cluster domain.
 		name := "no-such-service." + ns + ".svc." + domain
 
-		res := harness.DNS(ctx, client, probe.DNSOptions{Name: name, Type: "A", Count: 2})
+		res := queryDNS(ctx, client, probe.DNSOptions{Name: name, Type: "A", Count: 2})
 		for i, q := range res.Queries {
 			Expect(q.Error).To(BeEmpty(), "query %d for %q: no reply; tried %+v", i, name, q.Tried)
 			Expect(q.Rcode).To(Equal("NXDOMAIN"), "query %d for %q must end in NXDOMAIN; answered as %q with %+v, tried %+v", i, name, q.Name, q.Answers, q.Tried)
@@ -104,7 +105,7 @@ var _ = Describe("cluster DNS", Label("dns"), func() {
 		env.Deploy(ctx, ns, fixtures.Headless)
 		env.Deploy(ctx, ns, fixtures.Client)
 		client := env.InPod(ns, fixtures.ClientPod)
-		domain := clusterDomain(ctx, ns, resolvConf(ctx, client))
+		domain := clusterDomain(ctx, ns)
 		fqdn := fixtures.HeadlessService + "." + ns + ".svc." + domain
 
 		eps, ready := waitReadyCount(ctx, ns, fixtures.HeadlessService, 3)
@@ -115,16 +116,21 @@ var _ = Describe("cluster DNS", Label("dns"), func() {
 		// convergence budget, then ask repeatedly and ask by short name too.
 		const repeat = 10
 		sameSet := func(want []string) func(probe.DNSResult) error {
-			return func(res probe.DNSResult) error { return headlessAnswersAre(res, want) }
+			return func(res probe.DNSResult) error {
+				if err := dnsAnswered(res, repeat); err != nil {
+					return err
+				}
+				return headlessAnswersAre(res, want)
+			}
 		}
+		byFQDN := dnsProbe(client, probe.DNSOptions{Name: fqdn, Type: "A", Count: repeat})
 		first := harness.Settle(ctx, fmt.Sprintf("client pod %s → headless DNS %s A: every query answers exactly the 3 ready pods %v %v", fixtures.ClientPod, fqdn, ready, before), harness.Converge,
-			dnsProbe(client, probe.DNSOptions{Name: fqdn, Type: "A", Count: 3}), sameSet(before),
-			harness.Confirm[probe.DNSResult]{Probes: 1, Probe: dnsProbe(client, probe.DNSOptions{Name: fqdn, Type: "A", Count: repeat})})
+			byFQDN, sameSet(before), harness.Again[probe.DNSResult]())
 		var ttl time.Duration
 		for _, a := range append(first.Attempts, first.Sample...) {
 			ttl = max(ttl, maxTTL(a.Result))
 		}
-		res := harness.DNS(ctx, client, probe.DNSOptions{Name: fixtures.HeadlessService, Type: "A", Count: repeat})
+		res := queryDNS(ctx, client, probe.DNSOptions{Name: fixtures.HeadlessService, Type: "A", Count: repeat})
 		Expect(headlessAnswersAre(res, before)).To(Succeed(), "client pod %s → headless DNS %s A by short name: pods %v", fixtures.ClientPod, fixtures.HeadlessService, ready)
 		ttl = max(ttl, maxTTL(res))
 
@@ -147,19 +153,22 @@ var _ = Describe("cluster DNS", Label("dns"), func() {
 		Expect(before).To(ContainElements(after), "the remaining pods are among the first three")
 
 		settled := harness.Settle(ctx, fmt.Sprintf("client pod %s → headless DNS %s A after a scale-down 3→2: every query answers exactly the 2 remaining pods %v", fixtures.ClientPod, fqdn, after), budget,
-			dnsProbe(client, probe.DNSOptions{Name: fqdn, Type: "A", Count: repeat}), sameSet(after), harness.Again[probe.DNSResult]())
+			byFQDN, sameSet(after), harness.Again[probe.DNSResult]())
 		harness.Converged("headless DNS after scale 3→2, from the EndpointSlice change", sliceAt, settled)
 		harness.Converged("headless DNS after scale 3→2, from the scale request", scaled, settled)
 		harness.Record("dns A "+fqdn+" (converged)", settled.Accepted())
 	})
 })
 
-// clusterDomain is the cluster's DNS domain as the kubelet of the spec's
-// client is configured with it (its configz, read through the API
-// server's node proxy). Where that cannot be read (no nodes/proxy
-// permission), it is taken from the pod's search list — the third entry,
-// as the kubelet writes it — and the report says so.
-func clusterDomain(ctx context.Context, ns string, rc probe.ResolvConf) string {
+// clusterDomain is the cluster's DNS domain as the cluster configures it,
+// never as a pod's resolv.conf says (that is what the specs check): the
+// kubelet's own configuration (configz of the client pod's node, read
+// through the API server's node proxy), else, where that cannot be read
+// (no nodes/proxy permission), the cluster's configuration in kube-system
+// (testbed.ClusterDomain: the kubelet configuration kubeadm keeps, or
+// CoreDNS's zone). The report says which source gave it; without any, the
+// spec fails rather than take the domain from the resolv.conf it checks.
+func clusterDomain(ctx context.Context, ns string) string {
 	pod, err := env.Client.CoreV1().Pods(ns).Get(ctx, fixtures.ClientPod, metav1.GetOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	raw, err := env.Client.CoreV1().RESTClient().Get().
@@ -172,19 +181,47 @@ func clusterDomain(ctx context.Context, ns string, rc probe.ResolvConf) string {
 	if err == nil {
 		err = json.Unmarshal(raw, &cz)
 	}
-	if err == nil && cz.KubeletConfig.ClusterDomain != "" {
+	if err == nil && cz.KubeletConfig.ClusterDomain == "" {
+		err = fmt.Errorf("configz sets no clusterDomain")
+	}
+	if err == nil {
 		return strings.TrimSuffix(cz.KubeletConfig.ClusterDomain, ".")
 	}
-	Expect(len(rc.Search)).To(BeNumerically(">=", 3), "kubelet configz of node %s unreadable (%v) and the search list %v is too short to name the cluster domain", pod.Spec.NodeName, err, rc.Search)
-	AddReportEntry("cluster domain", fmt.Sprintf("from the search list (%s): kubelet configz of node %s unreadable: %v", rc.Search[2], pod.Spec.NodeName, err))
-	return rc.Search[2]
+	domain, source, cerr := testbed.ClusterDomain(ctx, env.Client)
+	if cerr != nil {
+		Fail(fmt.Sprintf("the cluster domain cannot be learnt from the cluster's configuration, so the pod's DNS cannot be checked against it: kubelet configz of node %s: %v; %v",
+			pod.Spec.NodeName, err, cerr))
+	}
+	AddReportEntry("cluster domain", fmt.Sprintf("%s, from %s (kubelet configz of node %s unreadable: %v)", domain, source, pod.Spec.NodeName, err))
+	return domain
 }
 
-// resolvConf is the resolver configuration the pod behind r reads.
-func resolvConf(ctx context.Context, r probe.Runner) probe.ResolvConf {
-	res, err := probe.DNS(ctx, r, probe.DNSOptions{Name: "kubernetes.default", Type: "A", Count: 1})
-	Expect(err).NotTo(HaveOccurred())
-	return res.ResolvConf
+// queryDNS runs `netprobe dns` from the client pod and checks that every
+// query it was asked to make was made and answered (a reply with an rcode,
+// whatever the rcode), saying how many in the report.
+func queryDNS(ctx context.Context, client probe.Runner, o probe.DNSOptions) probe.DNSResult {
+	res := harness.DNS(ctx, client, o)
+	Expect(dnsAnswered(res, o.Count)).To(Succeed(), "client pod %s → DNS %s %s", fixtures.ClientPod, o.Type, o.Name)
+	AddReportEntry("dns answered: "+o.Type+" "+o.Name, fmt.Sprintf("%d of %d queries answered", len(res.Queries), o.Count))
+	return res
+}
+
+// dnsAnswered says why res does not hold sent queries, each answered (a
+// reply with an rcode), or nil when it does.
+func dnsAnswered(res probe.DNSResult, sent int) error {
+	answered := 0
+	var unanswered []string
+	for i, q := range res.Queries {
+		if q.Error == "" && q.Rcode != "" {
+			answered++
+			continue
+		}
+		unanswered = append(unanswered, fmt.Sprintf("query %d (%q): %s, tried %+v", i+1, q.Name, q.Error, q.Tried))
+	}
+	if len(res.Queries) != sent || answered != sent {
+		return fmt.Errorf("%d queries sent for %q %s, %d made, %d answered; unanswered: %v", sent, res.Name, res.Type, len(res.Queries), answered, unanswered)
+	}
+	return nil
 }
 
 // dnsProbe adapts probe.DNS to harness.Settle.
