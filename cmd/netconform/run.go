@@ -57,7 +57,7 @@ func newRunCmd() *cobra.Command {
 			}
 			ginkgoFailed := exit != nil
 			if len(info.KnownFailures) > 0 {
-				return knownFailures(absDir, info.KnownFailures, exit, cmd.OutOrStdout())
+				return knownFailures(absDir, tbPath, info.KnownFailures, exit, cmd.OutOrStdout())
 			}
 			if ginkgoFailed {
 				return fmt.Errorf("suites failed (exit %d); see %s/junit.xml", exit.ExitCode(), absDir)
@@ -132,12 +132,17 @@ func runSuites(ctx context.Context, r suiteRun, stdout, stderr io.Writer) (*exec
 	return nil, err
 }
 
-// knownFailures applies the cell's declared known failures (label →
-// reason) to the suites' JSON report: declared specs that fail do not fail
-// the run, declared specs that pass do, and so does any other failure. The
-// summary goes to dir/known-failures.txt and to out. exit is Ginkgo's exit
-// error, nil when it passed.
-func knownFailures(dir string, declared map[string]string, exit *exec.ExitError, out io.Writer) error {
+// knownFailures applies the cell's declared known failures (signatures:
+// spec and failure message) to the suites' JSON report: declared specs
+// that fail as declared do not fail the run; declared specs that pass, or
+// fail otherwise, do, and so does any other failure. The summary goes to
+// dir/known-failures.txt and to out. tbPath is the testbed description the
+// declarations came from; exit is Ginkgo's exit error, nil when it passed.
+func knownFailures(dir, tbPath string, declarations []report.Declaration, exit *exec.ExitError, out io.Writer) error {
+	declared, err := report.Compile(declarations)
+	if err != nil {
+		return fmt.Errorf("the known failures in %s: %w", tbPath, err)
+	}
 	reports, err := report.ReadGinkgoJSON(filepath.Join(dir, "report.json"))
 	if err != nil {
 		if exit != nil {

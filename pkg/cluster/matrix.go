@@ -14,6 +14,8 @@ import (
 	"golang.org/x/mod/semver"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/yaml"
+
+	"github.com/netconform/netconform/pkg/report"
 )
 
 // Cell is one point of the test matrix (clusters/matrix.yaml).
@@ -23,8 +25,9 @@ type Cell struct {
 	CNI        string   `json:"cni"`
 	Addons     []string `json:"addons"`
 	Requires   []string `json:"requires"`
-	// KnownFailures are specs (by label) expected to fail here, with why.
-	KnownFailures []KnownFailure `json:"knownFailures"`
+	// KnownFailures are failures expected here, each by its signature
+	// (the spec, a regular expression of its failure message), with why.
+	KnownFailures []report.Declaration `json:"knownFailures"`
 
 	// Filled in on load.
 	Name      string            `json:"-"` // e.g. v1.34/iptables
@@ -33,24 +36,6 @@ type Cell struct {
 	Raw       []byte            `json:"-"`
 	Kind      *v1alpha4.Cluster `json:"-"`
 	ProxyMode string            `json:"-"`
-}
-
-// KnownFailure is a declared expected failure of a cell.
-type KnownFailure struct {
-	Labels []string `json:"labels"`
-	Reason string   `json:"reason"`
-}
-
-// KnownFailureLabels maps each label declared as a known failure of the
-// cell to the reason given for it.
-func (c *Cell) KnownFailureLabels() map[string]string {
-	m := map[string]string{}
-	for _, kf := range c.KnownFailures {
-		for _, l := range kf.Labels {
-			m[l] = kf.Reason
-		}
-	}
-	return m
 }
 
 // Matrix is the set of cells.
@@ -66,8 +51,9 @@ func LoadMatrix(dir string) (*Matrix, error) {
 		return nil, fmt.Errorf("reading the cluster matrix: %w", err)
 	}
 	m := &Matrix{}
+	path := filepath.Join(dir, "matrix.yaml")
 	if err := yaml.UnmarshalStrict(data, m); err != nil {
-		return nil, fmt.Errorf("parsing %s: %w", filepath.Join(dir, "matrix.yaml"), err)
+		return nil, fmt.Errorf("parsing %s: %w", path, err)
 	}
 	m.Dir, _ = filepath.Abs(dir)
 	for i, c := range m.Cells {
@@ -82,6 +68,9 @@ func LoadMatrix(dir string) (*Matrix, error) {
 		}
 		if c.Kind, err = ParseKindConfig(c.Raw); err != nil {
 			return nil, fmt.Errorf("matrix cell %s (%s): %w", c.Name, c.Path, err)
+		}
+		if _, err := report.Compile(c.KnownFailures); err != nil {
+			return nil, fmt.Errorf("%s: matrix cell %s: %w", path, c.Name, err)
 		}
 		c.ProxyMode = string(c.Kind.Networking.KubeProxyMode)
 		if c.ProxyMode == "" {

@@ -117,7 +117,7 @@ func declareCell(info *Info, repoRoot, config string) error {
 		return nil
 	}
 	info.Cell = cell.Name
-	info.KnownFailures = cell.KnownFailureLabels()
+	info.KnownFailures = cell.KnownFailures
 	if info.ProxyMode != "" && cell.ProxyMode != "" && info.ProxyMode != cell.ProxyMode {
 		progress.Printf("warning: cell %s runs kube-proxy in %s mode but this cluster's kube-proxy is in %s mode", cell.Name, cell.ProxyMode, info.ProxyMode)
 	}

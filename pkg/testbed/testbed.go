@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+
+	"github.com/netconform/netconform/pkg/report"
 )
 
 // Info is what a suite needs to know about its cluster.
@@ -44,8 +46,8 @@ type Info struct {
 	ProxyMode    string `json:"proxyMode,omitempty"`
 	// Addons installed by netconform (metallb, traefik).
 	Addons []string `json:"addons,omitempty"`
-	// KnownFailures declared for the cell, by label.
-	KnownFailures map[string]string `json:"knownFailures,omitempty"`
+	// KnownFailures declared for the cell, by signature.
+	KnownFailures []report.Declaration `json:"knownFailures,omitempty"`
 }
 
 // EnvVar names the file holding Info for the suites.

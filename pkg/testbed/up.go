@@ -149,7 +149,7 @@ func Up(ctx context.Context, o Options) (*Info, error) {
 		Kubeconfig: k.GetKubeconfig(), Cell: cell.Name, Owned: true, KindCluster: name, Engine: o.Engine,
 		Network: netInfo.Name, NetworkSubnet: netInfo.Subnet, NetworkGateway: netInfo.Gateway, Isolated: netInfo.Isolated,
 		ProbeImage: probeTag, NodeImage: img.Image, NodeUpstream: img.Upstream, ProxyMode: cell.ProxyMode,
-		KnownFailures: cell.KnownFailureLabels(), Reused: k.Reused(),
+		KnownFailures: cell.KnownFailures, Reused: k.Reused(),
 	}
 	b := <-addonsBuilt
 	if b.err != nil {
