@@ -86,7 +86,8 @@ func NormalizeIPTablesSave(s string) string {
 // NormalizeNFTJSON re-renders an `nft -j list ruleset` dump, one object a
 // line, without what changes when the rules do not: the metainfo object,
 // every handle (kube-proxy's nftables mode flushes and refills chains, so
-// a rule written again with the same content gets a new one), the packet
+// a rule written again with the same content gets a new one), the time
+// left to elements of sets with timeouts (session affinity), the packet
 // and byte counts of counters and the usage of quotas; set and map
 // elements are sorted, the kernel's listing order being no part of them.
 // An empty dump (the mode does not use nft) stays empty.
@@ -124,7 +125,7 @@ func scrub(v any, key string) any {
 		out := map[string]any{}
 		for k, x := range v {
 			switch {
-			case k == "handle":
+			case k == "handle", k == "expires":
 			case key == "counter" && (k == "packets" || k == "bytes"):
 			case key == "quota" && (k == "used" || k == "used_unit"):
 			default:

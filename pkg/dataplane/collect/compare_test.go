@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -55,6 +56,12 @@ func TestCompareIgnoresWhatChangesByItself(t *testing.T) {
 	y, _ := NormalizeNFTJSON(swapped)
 	if x != y {
 		t.Errorf("element order:\n%s\n%s", x, y)
+	}
+	affinity := `{"nftables": [{"set": {"name": "affinity-x", "elem": [{"elem": {"val": "10.244.1.5", "timeout": 10800, "expires": %d}}]}}]}`
+	x, _ = NormalizeNFTJSON(fmt.Sprintf(affinity, 10799))
+	y, _ = NormalizeNFTJSON(fmt.Sprintf(affinity, 10790))
+	if x != y || !strings.Contains(x, `"timeout":10800`) {
+		t.Errorf("an affinity element's time left:\n%s\n%s", x, y)
 	}
 }
 
