@@ -24,7 +24,10 @@ import (
 // be what connections through that node do. Where the prediction and the
 // traffic part, either the rules are not what kube-proxy meant them to be
 // or the tracer misreads them; both are worth knowing.
-var _ = Describe("kube-proxy rules, traced", Label("dataplane", "crosscheck"), func() {
+// Serial: a read of the rules counts only when two reads of each node's
+// whole dump agree (readTwice), and another spec's Services appearing or
+// going would keep them from agreeing.
+var _ = Describe("kube-proxy rules, traced", Label("dataplane", "crosscheck"), Serial, func() {
 	// Pearson's chi-square goodness-of-fit test at α = 0.001 of the
 	// answering pods' counts against the predicted shares, over the K
 	// requests of the networking suite's spreading specs

@@ -21,7 +21,9 @@ import (
 // the cluster's proxy mode (pkg/dataplane/{iptables,nftables,ipvs} derive
 // the expectations and compare). kube-proxy gets harness.Converge to catch
 // up; the report says how long it took.
-var _ = Describe("kube-proxy rules", Label("dataplane"), func() {
+// Serial: as the traced specs (crosscheck_test.go), each verdict rests on
+// two agreeing reads of every node's whole dump.
+var _ = Describe("kube-proxy rules", Label("dataplane"), Serial, func() {
 	It("on every node match the backend ClusterIP and frontend NodePort Services and their EndpointSlices", func(ctx SpecContext) {
 		m := currentMode(ctx)
 		ns := env.Namespace(ctx)
