@@ -18,6 +18,8 @@ const (
 	classNoReject      = "a Service without endpoints drops connections instead of refusing them (Cilium's documented deviation, cilium#33041): clients hang until their timeout"
 	classLBIP          = "a LoadBalancer ingress IP not programmed: the Service answers on its ClusterIP and NodePorts but not at its load-balancer address (nor the Ingress behind it)"
 	classUDPPort       = "DNAT to the wrong port for UDP Services (target port + 1): DNS through the kube-dns ClusterIP fails"
+	classPodMasq       = "pod-to-ClusterIP traffic masqueraded as with --masquerade-all, though nobody asked: the backend sees a node address instead of the client pod's"
+	classClusterNoMasq = "externalTrafficPolicy: Cluster traffic not masqueraded: the backend sees the outside client, and a reply from another node than the one the client reached goes astray"
 )
 
 // Helpers the faults' edits call, appended to the file they edit.
@@ -88,6 +90,20 @@ var Catalog = []Fault{
 		Edits: []Edit{{File: iptablesProxier,
 			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
 			New: "if true {\n// If we are using non-local endpoints we need to masquerade,"}},
+	},
+	{
+		Name: "iptables/pod-traffic-masqueraded", Mode: "iptables", Areas: []string{"source-ip"},
+		Class: classPodMasq,
+		Edits: []Edit{{File: iptablesProxier,
+			Old: "if proxier.masqueradeAll {",
+			New: "if true {"}},
+	},
+	{
+		Name: "iptables/cluster-policy-not-masqueraded", Mode: "iptables", Areas: []string{"source-ip"},
+		Class: classClusterNoMasq,
+		Edits: []Edit{{File: iptablesProxier,
+			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
+			New: "if false {\n// If we are using non-local endpoints we need to masquerade,"}},
 	},
 	{
 		Name: "iptables/source-ranges-ignored", Mode: "iptables", Areas: []string{"loadbalancer"},
@@ -162,6 +178,20 @@ var Catalog = []Fault{
 		Edits: []Edit{{File: nftablesProxier,
 			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
 			New: "if true {\n// If we are using non-local endpoints we need to masquerade,"}},
+	},
+	{
+		Name: "nftables/pod-traffic-masqueraded", Mode: "nftables", Areas: []string{"source-ip"},
+		Class: classPodMasq,
+		Edits: []Edit{{File: nftablesProxier,
+			Old: "if proxier.masqueradeAll {",
+			New: "if true {"}},
+	},
+	{
+		Name: "nftables/cluster-policy-not-masqueraded", Mode: "nftables", Areas: []string{"source-ip"},
+		Class: classClusterNoMasq,
+		Edits: []Edit{{File: nftablesProxier,
+			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
+			New: "if false {\n// If we are using non-local endpoints we need to masquerade,"}},
 	},
 	{
 		Name: "nftables/source-ranges-ignored", Mode: "nftables", Areas: []string{"loadbalancer"},
