@@ -19,10 +19,11 @@ export CLUSTER_CONFIG LABEL_FILTER KEEP_CLUSTER CLUSTER_NAME FAULTS PROCS
 all: test
 
 ## test: unit, parser, tracer and fixture-rendering tests; no cluster, no engine needed.
-# The suites under suites/ need a live cluster (make test-networking); here they are only vetted.
+# The suites under suites/ need a live cluster (make test-networking); here they are only vetted
+# (their harness, suites/internal, has unit tests of its own, run here).
 test:
 	$(GO) vet ./...
-	$(GO) test $$($(GO) list ./... | grep -v /suites/)
+	$(GO) test $$($(GO) list ./... | grep -v /suites/) ./suites/internal/...
 
 ## test-networking: host bootstrap, node image, cluster (unless $$KUBECONFIG), every suite, reports/latest.
 test-networking:

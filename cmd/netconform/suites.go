@@ -87,7 +87,9 @@ func compileSuites(ctx context.Context, repoRoot, patterns string) (*compiledSui
 	c := &compiledSuites{dir: dir}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		pkg, name, ok := strings.Cut(line, " ")
-		if !ok {
+		if !ok || strings.Contains(pkg+"/", "/internal/") {
+			// suites/internal/... holds the harness and its unit tests
+			// (make test runs those), not suites.
 			continue
 		}
 		bin := filepath.Join(dir, name+".test")
