@@ -126,10 +126,23 @@ func runSuites(ctx context.Context, r suiteRun, stdout, stderr io.Writer) (*exec
 	err := g.Run()
 	progress.Printf("reports: %s", r.dir)
 	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return exit, nil
+	if err != nil && !errors.As(err, &exit) {
+		return nil, err
 	}
-	return nil, err
+	// Every verdict after this reads report.json: make sure it speaks for
+	// every suite that ran (Ginkgo merges one part per suite).
+	reports, rerr := report.ReadGinkgoJSON(filepath.Join(r.dir, "report.json"))
+	if rerr != nil {
+		return nil, fmt.Errorf("reading the suites' report: %w", rerr)
+	}
+	if len(reports) != len(r.suites.binaries) {
+		var got []string
+		for _, rep := range reports {
+			got = append(got, rep.SuiteDescription)
+		}
+		return nil, fmt.Errorf("%s/report.json holds %d suite(s) %v, but %d ran (%v): the report is incomplete", r.dir, len(reports), got, len(r.suites.binaries), r.suites.binaries)
+	}
+	return exit, nil
 }
 
 // knownFailures applies the cell's declared known failures (signatures:

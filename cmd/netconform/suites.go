@@ -92,7 +92,9 @@ func compileSuites(ctx context.Context, repoRoot, patterns string) (*compiledSui
 			// (make test runs those), not suites.
 			continue
 		}
-		bin := filepath.Join(dir, name+".test")
+		// One directory per suite: Ginkgo names each suite's part of the
+		// merged reports after the directory its binary is in.
+		bin := filepath.Join(dir, name, name+".test")
 		err := progress.Step("compiling suite "+pkg, func() error {
 			build := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, pkg)
 			build.Dir = repoRoot

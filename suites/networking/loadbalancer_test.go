@@ -110,8 +110,39 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 		pods := env.PodNames(ctx, ns, fixtures.LoadBalancerDeployment)
 		url := addrURL(lb, port, "/clientip")
 
+		eps, err := env.Endpoints(ctx, ns, fixtures.LoadBalancerService)
+		Expect(err).NotTo(HaveOccurred())
+		// Under policy Local the node the load balancer sends the traffic
+		// to (MetalLB's L2 mode: the one announcing the address) answers
+		// from its own endpoints only, so the expected answerers are the
+		// pods of one node — every one of them — not all of pods.
+		byNode := map[string][]string{}
+		for _, ep := range eps {
+			if ep.Ready {
+				byNode[ep.Node] = append(byNode[ep.Node], ep.Pod)
+			}
+		}
 		what := fmt.Sprintf("external client %s → %s, its address preserved", external.Addr, url)
-		settleAnswered(ctx, what, external, probe.HTTPOptions{URL: url}, pods, sourcesAre(external.Addr.String(), "the client's own"))
+		st := harness.Settle(ctx, fmt.Sprintf("%s: every one of %d requests answered 2xx by the pods of one node, each of them, seeing the client's own address (endpoints per node %v)", what, harness.CoverSample(len(pods)), byNode),
+			harness.Converge, httpProbe(external, probe.HTTPOptions{URL: url, Count: harness.CoverSample(len(pods))}), func(res probe.HTTPResult) error {
+				if err := answeredOnlyBy(res, pods); err != nil {
+					return err
+				}
+				var nodes []string
+				for node, local := range byNode {
+					if slices.ContainsFunc(local, func(p string) bool { return res.Pods[p] > 0 }) {
+						nodes = append(nodes, node)
+						if err := answeredByAll(res, local); err != nil {
+							return fmt.Errorf("node %s: %w", node, err)
+						}
+					}
+				}
+				if len(nodes) != 1 {
+					return fmt.Errorf("answers came from the pods of %d nodes %v (answers per pod %v); under policy Local one node receives the load balancer's traffic and answers from its own", len(nodes), nodes, res.Pods)
+				}
+				return sourcesAre(external.Addr.String(), "the client's own")(res)
+			}, harness.Again[probe.HTTPResult]())
+		AddReportEntry("answered by", fmt.Sprintf("%v", st.Confirmed().Pods))
 	})
 
 	It("admits a client inside loadBalancerSourceRanges and drops one outside", func(ctx SpecContext) {
