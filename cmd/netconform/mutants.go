@@ -226,7 +226,10 @@ goes uncaught.`,
 					return err
 				}
 				verdict := "CAUGHT"
-				if !r.Caught {
+				switch {
+				case r.Error != "":
+					verdict = "NOT JUDGED (" + r.Error + ")"
+				case !r.Caught:
 					verdict = "NOT CAUGHT"
 				}
 				progress.Printf("fault %s: %s (%d of %d specs failed; areas %v caught by %v)", r.Fault, verdict, len(r.Failed), r.Ran, r.Areas, r.CaughtBy)
@@ -242,7 +245,7 @@ goes uncaught.`,
 			}
 			progress.Printf("mutants: %s/mutants.json and detection.md", dir)
 			if len(missed) > 0 {
-				return fmt.Errorf("%d of %d faults were not caught: %s; see %s/detection.md", len(missed), len(results)-1, strings.Join(missed, ", "), dir)
+				return fmt.Errorf("%d of %d faults were not caught, or could not be built or judged: %s; see %s/detection.md", len(missed), len(results)-1, strings.Join(missed, ", "), dir)
 			}
 			return nil
 		},

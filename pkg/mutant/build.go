@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/netconform/netconform/pkg/nodeimage"
 )
@@ -22,7 +23,6 @@ type Workspace struct {
 	Dir      string // the copy
 	pristine string // the module cache's read-only source
 	mu       sync.Mutex
-	touched  []string // files changed by the fault applied last
 }
 
 // OpenWorkspace downloads the module (when the module cache lacks it) and
@@ -33,6 +33,15 @@ func OpenWorkspace(ctx context.Context, version, cacheDir string) (*Workspace, e
 		return nil, err
 	}
 	dir := filepath.Join(cacheDir, "mutants", version, "src")
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	// Another process may be making or using the copy.
+	unlock, err := lockFile(dir + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("locking the mutants' source copy %s: %w", dir, err)
+	}
+	defer unlock()
 	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
 		tmp := dir + ".partial"
 		_ = os.RemoveAll(tmp)
@@ -46,21 +55,28 @@ func OpenWorkspace(ctx context.Context, version, cacheDir string) (*Workspace, e
 	w := &Workspace{Version: version, Dir: dir, pristine: src}
 	// A previous run may have stopped with a fault applied: restore every
 	// file any fault touches.
-	var all []string
-	for _, f := range Catalog {
-		all = append(all, f.Files()...)
-	}
-	return w, w.restore(all)
+	return w, w.restore(catalogFiles())
 }
 
 // Build writes kube-proxy with fault f (none: the zero Fault) to out.
+//
+// The copy is shared by every netconform process on the host (two cells'
+// mutants runs at once, say), so a build holds an exclusive lock on it,
+// starts from pristine files (whatever another process left) and leaves
+// them pristine: a fault is never built together with another's edit.
 func (w *Workspace) Build(ctx context.Context, f Fault, out string, log io.Writer) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.restore(w.touched); err != nil {
+	unlock, err := lockFile(w.Dir + ".lock")
+	if err != nil {
+		return fmt.Errorf("locking the mutants' source copy %s: %w", w.Dir, err)
+	}
+	defer unlock()
+	all := catalogFiles()
+	if err := w.restore(all); err != nil {
 		return err
 	}
-	w.touched = f.Files()
+	defer func() { _ = w.restore(f.Files()) }()
 	if err := f.Apply(w.Dir); err != nil {
 		return err
 	}
@@ -68,6 +84,32 @@ func (w *Workspace) Build(ctx context.Context, f Fault, out string, log io.Write
 		return fmt.Errorf("building kube-proxy %s with fault %s: %w", w.Version, f.Name, err)
 	}
 	return nil
+}
+
+// catalogFiles lists every file any fault edits.
+func catalogFiles() []string {
+	var all []string
+	for _, f := range Catalog {
+		all = append(all, f.Files()...)
+	}
+	return all
+}
+
+// lockFile takes an exclusive flock on path (created if missing), waiting
+// for another process that holds it, and returns its release.
+func lockFile(path string) (func(), error) {
+	fh, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(fh.Fd()), syscall.LOCK_EX); err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return func() {
+		_ = syscall.Flock(int(fh.Fd()), syscall.LOCK_UN)
+		fh.Close()
+	}, nil
 }
 
 // restore copies files back from the module cache.
