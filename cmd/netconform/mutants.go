@@ -18,7 +18,6 @@ import (
 	"github.com/netconform/netconform/pkg/cluster"
 	"github.com/netconform/netconform/pkg/mutant"
 	"github.com/netconform/netconform/pkg/nodeimage"
-	"github.com/netconform/netconform/pkg/report"
 	"github.com/netconform/netconform/pkg/testbed"
 )
 
@@ -167,18 +166,13 @@ goes uncaught.`,
 				sub := filepath.Join(dir, safeName(r.Fault))
 				_ = os.MkdirAll(sub, 0o755)
 				r.Reports = sub
-				exit, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: sub, labelFilter: r.LabelFilter, suites: compiled, procs: f.procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				out, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: sub, labelFilter: r.LabelFilter, suites: compiled, procs: f.procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				if err != nil {
 					r.Error = err.Error()
 					return r
 				}
-				reports, err := report.ReadGinkgoJSON(filepath.Join(sub, "report.json"))
-				if err != nil {
-					r.Error = err.Error()
-					return r
-				}
-				r.Judge(reports)
-				if exit == nil && len(r.Failed) > 0 {
+				r.Judge(out.reports)
+				if out.exit == nil && len(r.Failed) > 0 {
 					r.Error = "Ginkgo passed although specs failed"
 				}
 				return r

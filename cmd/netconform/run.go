@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onsi/ginkgo/v2/types"
 	"github.com/spf13/cobra"
 
 	"github.com/netconform/netconform/internal/progress"
@@ -51,16 +52,15 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer compiled.Remove()
-			exit, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: absDir, labelFilter: labelFilter, suites: compiled, procs: f.procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			out, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: absDir, labelFilter: labelFilter, suites: compiled, procs: f.procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			ginkgoFailed := exit != nil
 			if len(info.KnownFailures) > 0 {
-				return knownFailures(absDir, tbPath, info.KnownFailures, exit, cmd.OutOrStdout())
+				return knownFailures(absDir, tbPath, info.KnownFailures, out, cmd.OutOrStdout())
 			}
-			if ginkgoFailed {
-				return fmt.Errorf("suites failed (exit %d); see %s/junit.xml", exit.ExitCode(), absDir)
+			if out.exit != nil {
+				return fmt.Errorf("suites failed (exit %d); see %s/junit.xml", out.exit.ExitCode(), absDir)
 			}
 			return nil
 		},
@@ -105,10 +105,18 @@ type suiteRun struct {
 	procs                  int
 }
 
+// suiteOutcome is what one Ginkgo run left: its merged report, one entry
+// per suite, and Ginkgo's exit error (nil when every spec passed).
+type suiteOutcome struct {
+	reports []types.Report
+	exit    *exec.ExitError
+}
+
 // runSuites runs the suites with Ginkgo, writing junit.xml and report.json
-// into r.dir. It returns Ginkgo's exit error when specs failed, and an
-// error when Ginkgo could not run at all.
-func runSuites(ctx context.Context, r suiteRun, stdout, stderr io.Writer) (*exec.ExitError, error) {
+// into r.dir, and returns the report it wrote with Ginkgo's exit error when
+// specs failed. It returns an error when Ginkgo could not run at all, or
+// left a report that does not speak for every suite.
+func runSuites(ctx context.Context, r suiteRun, stdout, stderr io.Writer) (suiteOutcome, error) {
 	args := []string{"tool", "ginkgo", "run", "--output-dir=" + r.dir, "--junit-report=junit.xml", "--json-report=report.json",
 		"--timeout=80m", "--poll-progress-after=120s", "--keep-going", "--silence-skips"}
 	if r.procs > 1 {
@@ -127,22 +135,22 @@ func runSuites(ctx context.Context, r suiteRun, stdout, stderr io.Writer) (*exec
 	progress.Printf("reports: %s", r.dir)
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
-		return nil, err
+		return suiteOutcome{}, err
 	}
 	// Every verdict after this reads report.json: make sure it speaks for
 	// every suite that ran (Ginkgo merges one part per suite).
 	reports, rerr := report.ReadGinkgoJSON(filepath.Join(r.dir, "report.json"))
 	if rerr != nil {
-		return nil, fmt.Errorf("reading the suites' report: %w", rerr)
+		return suiteOutcome{}, fmt.Errorf("reading the suites' report: %w", rerr)
 	}
 	if len(reports) != len(r.suites.binaries) {
 		var got []string
 		for _, rep := range reports {
 			got = append(got, rep.SuiteDescription)
 		}
-		return nil, fmt.Errorf("%s/report.json holds %d suite(s) %v, but %d ran (%v): the report is incomplete", r.dir, len(reports), got, len(r.suites.binaries), r.suites.binaries)
+		return suiteOutcome{}, fmt.Errorf("%s/report.json holds %d suite(s) %v, but %d ran (%v): the report is incomplete", r.dir, len(reports), got, len(r.suites.binaries), r.suites.binaries)
 	}
-	return exit, nil
+	return suiteOutcome{reports: reports, exit: exit}, nil
 }
 
 // knownFailures applies the cell's declared known failures (signatures:
@@ -150,20 +158,14 @@ func runSuites(ctx context.Context, r suiteRun, stdout, stderr io.Writer) (*exec
 // that fail as declared do not fail the run; declared specs that pass, or
 // fail otherwise, do, and so does any other failure. The summary goes to
 // dir/known-failures.txt and to out. tbPath is the testbed description the
-// declarations came from; exit is Ginkgo's exit error, nil when it passed.
-func knownFailures(dir, tbPath string, declarations []report.Declaration, exit *exec.ExitError, out io.Writer) error {
+// declarations came from; outcome is what the suites left.
+func knownFailures(dir, tbPath string, declarations []report.Declaration, outcome suiteOutcome, out io.Writer) error {
 	declared, err := report.Compile(declarations)
 	if err != nil {
 		return fmt.Errorf("the known failures in %s: %w", tbPath, err)
 	}
-	reports, err := report.ReadGinkgoJSON(filepath.Join(dir, "report.json"))
-	if err != nil {
-		if exit != nil {
-			return fmt.Errorf("suites failed (exit %d), and their report cannot be checked against the cell's known failures: %w", exit.ExitCode(), err)
-		}
-		return fmt.Errorf("the cell declares known failures, but the suites' report cannot be checked against them: %w", err)
-	}
-	s := report.Classify(reports, declared)
+	exit := outcome.exit
+	s := report.Classify(outcome.reports, declared)
 	var b strings.Builder
 	s.Write(&b)
 	path := filepath.Join(dir, "known-failures.txt")

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -14,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/netconform/netconform/internal/progress"
+	"github.com/netconform/netconform/internal/run"
 	"github.com/netconform/netconform/pkg/testbed"
 )
 
@@ -72,13 +71,10 @@ type compiledSuites struct {
 // compileSuites builds the test binary of every package matching patterns
 // (e.g. ./suites/...) that has tests.
 func compileSuites(ctx context.Context, repoRoot, patterns string) (*compiledSuites, error) {
-	list := exec.CommandContext(ctx, "go", append([]string{"list", "-f", "{{if .TestGoFiles}}{{.ImportPath}} {{.Name}}{{end}}"}, strings.Fields(patterns)...)...)
-	list.Dir = repoRoot
-	var stderr bytes.Buffer
-	list.Stderr = &stderr
-	out, err := list.Output()
+	list := &run.Cmd{Name: "go", Args: append([]string{"list", "-f", "{{if .TestGoFiles}}{{.ImportPath}} {{.Name}}{{end}}"}, strings.Fields(patterns)...), Dir: repoRoot}
+	out, err := list.Output(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing the suites %q: %w: %s", patterns, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("listing the suites %q: %w", patterns, err)
 	}
 	dir, err := os.MkdirTemp("", "netconform-suites-")
 	if err != nil {
@@ -96,14 +92,7 @@ func compileSuites(ctx context.Context, repoRoot, patterns string) (*compiledSui
 		// merged reports after the directory its binary is in.
 		bin := filepath.Join(dir, name, name+".test")
 		err := progress.Step("compiling suite "+pkg, func() error {
-			build := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, pkg)
-			build.Dir = repoRoot
-			var stderr bytes.Buffer
-			build.Stdout, build.Stderr = &stderr, &stderr
-			if err := build.Run(); err != nil {
-				return fmt.Errorf("%w\n%s", err, stderr.String())
-			}
-			return nil
+			return (&run.Cmd{Name: "go", Args: []string{"test", "-c", "-o", bin, pkg}, Dir: repoRoot}).Run(ctx)
 		})
 		if err != nil {
 			c.Remove()

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 
 	"github.com/netconform/netconform/pkg/nodeimage"
@@ -22,7 +21,6 @@ type Workspace struct {
 	Version  string
 	Dir      string // the copy
 	pristine string // the module cache's read-only source
-	mu       sync.Mutex
 }
 
 // OpenWorkspace downloads the module (when the module cache lacks it) and
@@ -52,10 +50,9 @@ func OpenWorkspace(ctx context.Context, version, cacheDir string) (*Workspace, e
 			return nil, err
 		}
 	}
-	w := &Workspace{Version: version, Dir: dir, pristine: src}
-	// A previous run may have stopped with a fault applied: restore every
-	// file any fault touches.
-	return w, w.restore(catalogFiles())
+	// A run that stopped with a fault applied is no matter: every build
+	// starts by restoring what any fault touches.
+	return &Workspace{Version: version, Dir: dir, pristine: src}, nil
 }
 
 // Build writes kube-proxy with fault f (none: the zero Fault) to out.
@@ -64,9 +61,8 @@ func OpenWorkspace(ctx context.Context, version, cacheDir string) (*Workspace, e
 // mutants runs at once, say), so a build holds an exclusive lock on it,
 // starts from pristine files (whatever another process left) and leaves
 // them pristine: a fault is never built together with another's edit.
+// (flock excludes other open files of the same path in this process too.)
 func (w *Workspace) Build(ctx context.Context, f Fault, out string, log io.Writer) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	unlock, err := lockFile(w.Dir + ".lock")
 	if err != nil {
 		return fmt.Errorf("locking the mutants' source copy %s: %w", w.Dir, err)
