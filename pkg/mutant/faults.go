@@ -1,5 +1,7 @@
 package mutant
 
+import "slices"
+
 // The files the faults change, in k8s.io/kubernetes.
 const (
 	iptablesProxier = "pkg/proxy/iptables/proxier.go"
@@ -52,8 +54,12 @@ const (
 // written against; other versions apply where their code has the same lines.
 const CatalogVersion = "v1.37.2"
 
-// Catalog is every fault netconform knows.
-var Catalog = []Fault{
+// Catalog is every fault netconform knows: the seed areas' faults here,
+// and each later area's in a file of its own (faults_<area>.go).
+var Catalog = slices.Concat(seedFaults)
+
+// seedFaults break the behaviours the seed scenarios check.
+var seedFaults = []Fault{
 	// ---- iptables mode ----
 	{
 		Name: "iptables/skewed-probability", Mode: "iptables", Areas: []string{"balancing", "dataplane"},
