@@ -260,6 +260,31 @@ localEndpoints = filterEndpoints(endpoints, func(ep Endpoint) bool { return ep.I
 			New: `if kubeProxyHealthy {`}},
 	},
 	{
+		Name: "shared/readiness-changes-ignored", Mode: "", Areas: []string{"balancing", "no-endpoints"},
+		Class: "EndpointSlice updates compared by their addresses alone: an endpoint whose readiness changes keeps the state kube-proxy first saw, so a pod that becomes ready is not used until some other address of its slice changes",
+		Edits: []Edit{{File: sliceCache,
+			Old: "return !reflect.DeepEqual(esData, appliedData)",
+			New: "return !netconformSameAddresses(esData, appliedData)",
+			Append: `func netconformSameAddresses(a, b *endpointSliceData) bool {
+	if a.remove != b.remove || (a.endpointSlice == nil) != (b.endpointSlice == nil) {
+		return false
+	}
+	if a.endpointSlice == nil {
+		return true
+	}
+	x, y := a.endpointSlice.Endpoints, b.endpointSlice.Endpoints
+	if len(x) != len(y) {
+		return false
+	}
+	for i := range x {
+		if !reflect.DeepEqual(x[i].Addresses, y[i].Addresses) {
+			return false
+		}
+	}
+	return reflect.DeepEqual(a.endpointSlice.Ports, b.endpointSlice.Ports)
+}`}},
+	},
+	{
 		Name: "shared/stale-endpoints-kept", Mode: "", Areas: []string{"balancing"},
 		Class: "endpoints kept after they leave the EndpointSlice: a pod taken out of the Service keeps receiving its traffic",
 		Edits: []Edit{{File: sliceCache,
