@@ -4,7 +4,7 @@
 #   make test-networking    the suites on a live cluster (created, or $KUBECONFIG's)
 #
 # Variables: CLUSTER_CONFIG (a cell: clusters/<minor>/<mode>.yaml), K8S_VERSION,
-# LABEL_FILTER, KEEP_CLUSTER=1, PROCS (parallel spec processes), KUBECONFIG, KIND_EXPERIMENTAL_PROVIDER=podman,
+# LABEL_FILTER, FOCUS, KEEP_CLUSTER=1, PROCS (parallel spec processes), KUBECONFIG, KIND_EXPERIMENTAL_PROVIDER=podman,
 # NETCONFORM_OFFLINE=1 (build node images even when kindest/node can be pulled).
 
 SHELL := /bin/bash
@@ -12,7 +12,7 @@ GO ?= go
 NETCONFORM := $(GO) run ./cmd/netconform
 CLUSTER_CONFIG ?=
 K8S_VERSION ?= v1.37.2
-export CLUSTER_CONFIG LABEL_FILTER KEEP_CLUSTER CLUSTER_NAME FAULTS PROCS
+export CLUSTER_CONFIG LABEL_FILTER FOCUS KEEP_CLUSTER CLUSTER_NAME FAULTS PROCS
 
 .PHONY: all test test-networking test-mutants host node-image images cluster cluster-delete clean vet fuzz bench
 

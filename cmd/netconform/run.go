@@ -23,7 +23,7 @@ func init() { addCommand(newRunCmd) }
 
 func newRunCmd() *cobra.Command {
 	var f suiteFlags
-	var labelFilter string
+	var labelFilter, focus string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the suites: against $KUBECONFIG's cluster, else a cluster created for CLUSTER_CONFIG (deleted afterwards unless --keep)",
@@ -52,7 +52,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer compiled.Remove()
-			out, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: absDir, labelFilter: labelFilter, suites: compiled, procs: f.procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			out, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: absDir, labelFilter: labelFilter, focus: focus, suites: compiled, procs: f.procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -67,6 +67,7 @@ func newRunCmd() *cobra.Command {
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&labelFilter, "label-filter", os.Getenv("LABEL_FILTER"), "Ginkgo label filter, e.g. 'dns || balancing' ($LABEL_FILTER)")
+	cmd.Flags().StringVar(&focus, "focus", os.Getenv("FOCUS"), "run only the specs whose full text matches this regular expression, e.g. 'scale-up' ($FOCUS)")
 	return cmd
 }
 
@@ -101,6 +102,7 @@ func acquireTestbed(ctx context.Context, o testbed.Options, keep bool) (*testbed
 type suiteRun struct {
 	repoRoot, testbed, dir string // dir: where the reports go
 	labelFilter            string
+	focus                  string // a regular expression of the specs' full text
 	suites                 *compiledSuites
 	procs                  int
 }
@@ -124,6 +126,9 @@ func runSuites(ctx context.Context, r suiteRun, stdout, stderr io.Writer) (suite
 	}
 	if r.labelFilter != "" {
 		args = append(args, "--label-filter="+r.labelFilter)
+	}
+	if r.focus != "" {
+		args = append(args, "--focus="+r.focus)
 	}
 	args = append(args, r.suites.binaries...)
 	progress.Printf("running suites (reports: %s): go %s", r.dir, strings.Join(args, " "))
