@@ -59,7 +59,48 @@ const CatalogVersion = "v1.37.2"
 var Catalog = slices.Concat(seedFaults)
 
 // seedFaults break the behaviours the seed scenarios check.
-var seedFaults = []Fault{
+var seedFaults = slices.Concat(seedModeFaults, sameInBothModes(
+	bothModes{Slug: "nodeport-local-only", Areas: []string{"nodeport"}, Class: classNodePortLocal,
+		Edit: Edit{
+			Old:    "if hasEndpoints {\n// Jump to the external destination chain.  For better or for",
+			New:    "if hasEndpoints && netconformHasLocal(clusterEndpoints) {\n// Jump to the external destination chain.",
+			Append: hasLocalHelper}},
+	bothModes{Slug: "local-policy-masquerades", Areas: []string{"source-ip"}, Class: classETPMasq,
+		Edit: Edit{
+			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
+			New: "if true {\n// If we are using non-local endpoints we need to masquerade,"}},
+	bothModes{Slug: "pod-traffic-masqueraded", Areas: []string{"source-ip"}, Class: classPodMasq,
+		Edit: Edit{Old: "if proxier.masqueradeAll {", New: "if true {"}},
+	bothModes{Slug: "cluster-policy-not-masqueraded", Areas: []string{"source-ip"}, Class: classClusterNoMasq,
+		Edit: Edit{
+			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
+			New: "if false {\n// If we are using non-local endpoints we need to masquerade,"}},
+))
+
+// bothModes is a fault whose one edit reads the same in the iptables and
+// the nftables proxier: sameInBothModes makes it <mode>/<Slug> for each.
+type bothModes struct {
+	Slug  string
+	Areas []string
+	Class string
+	Edit  Edit // File is set per mode
+}
+
+func sameInBothModes(faults ...bothModes) []Fault {
+	var out []Fault
+	for _, mode := range []struct{ name, file string }{{"iptables", iptablesProxier}, {"nftables", nftablesProxier}} {
+		for _, f := range faults {
+			e := f.Edit
+			e.File = mode.file
+			out = append(out, Fault{Name: mode.name + "/" + f.Slug, Mode: mode.name, Areas: f.Areas, Class: f.Class, Edits: []Edit{e}})
+		}
+	}
+	return out
+}
+
+// seedModeFaults are the seed faults whose edits differ between modes, and
+// those in the code the modes share.
+var seedModeFaults = []Fault{
 	// ---- iptables mode ----
 	{
 		Name: "iptables/skewed-probability", Mode: "iptables", Areas: []string{"balancing", "dataplane"},
@@ -76,40 +117,11 @@ var seedFaults = []Fault{
 			New: `args = append(args, "-m", "recent", "--name", string(endpointChain)+"-X", "--set")`}},
 	},
 	{
-		Name: "iptables/nodeport-local-only", Mode: "iptables", Areas: []string{"nodeport"},
-		Class: classNodePortLocal,
-		Edits: []Edit{{File: iptablesProxier,
-			Old:    "if hasEndpoints {\n// Jump to the external destination chain.  For better or for",
-			New:    "if hasEndpoints && netconformHasLocal(clusterEndpoints) {\n// Jump to the external destination chain.",
-			Append: hasLocalHelper}},
-	},
-	{
 		Name: "iptables/no-hairpin-masquerade", Mode: "iptables", Areas: []string{"hairpin"},
 		Class: classHairpin,
 		Edits: []Edit{{File: iptablesProxier,
 			Old: "\"-s\", epInfo.IP(),\n\"-j\", string(kubeMarkMasqChain))",
 			New: "\"-s\", \"255.255.255.255\",\n\"-j\", string(kubeMarkMasqChain))"}},
-	},
-	{
-		Name: "iptables/local-policy-masquerades", Mode: "iptables", Areas: []string{"source-ip"},
-		Class: classETPMasq,
-		Edits: []Edit{{File: iptablesProxier,
-			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
-			New: "if true {\n// If we are using non-local endpoints we need to masquerade,"}},
-	},
-	{
-		Name: "iptables/pod-traffic-masqueraded", Mode: "iptables", Areas: []string{"source-ip"},
-		Class: classPodMasq,
-		Edits: []Edit{{File: iptablesProxier,
-			Old: "if proxier.masqueradeAll {",
-			New: "if true {"}},
-	},
-	{
-		Name: "iptables/cluster-policy-not-masqueraded", Mode: "iptables", Areas: []string{"source-ip"},
-		Class: classClusterNoMasq,
-		Edits: []Edit{{File: iptablesProxier,
-			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
-			New: "if false {\n// If we are using non-local endpoints we need to masquerade,"}},
 	},
 	{
 		Name: "iptables/source-ranges-ignored", Mode: "iptables", Areas: []string{"loadbalancer"},
@@ -164,40 +176,11 @@ var seedFaults = []Fault{
 			New: "\"counter\","}},
 	},
 	{
-		Name: "nftables/nodeport-local-only", Mode: "nftables", Areas: []string{"nodeport"},
-		Class: classNodePortLocal,
-		Edits: []Edit{{File: nftablesProxier,
-			Old:    "if hasEndpoints {\n// Jump to the external destination chain.  For better or for",
-			New:    "if hasEndpoints && netconformHasLocal(clusterEndpoints) {\n// Jump to the external destination chain.",
-			Append: hasLocalHelper}},
-	},
-	{
 		Name: "nftables/no-hairpin-masquerade", Mode: "nftables", Areas: []string{"hairpin"},
 		Class: classHairpin,
 		Edits: []Edit{{File: nftablesProxier,
 			Old: "if epInfo.IsLocal() {\nproxier.hairpinConnections.ensureElem(tx, &knftables.Element{",
 			New: "if false && epInfo.IsLocal() {\nproxier.hairpinConnections.ensureElem(tx, &knftables.Element{"}},
-	},
-	{
-		Name: "nftables/local-policy-masquerades", Mode: "nftables", Areas: []string{"source-ip"},
-		Class: classETPMasq,
-		Edits: []Edit{{File: nftablesProxier,
-			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
-			New: "if true {\n// If we are using non-local endpoints we need to masquerade,"}},
-	},
-	{
-		Name: "nftables/pod-traffic-masqueraded", Mode: "nftables", Areas: []string{"source-ip"},
-		Class: classPodMasq,
-		Edits: []Edit{{File: nftablesProxier,
-			Old: "if proxier.masqueradeAll {",
-			New: "if true {"}},
-	},
-	{
-		Name: "nftables/cluster-policy-not-masqueraded", Mode: "nftables", Areas: []string{"source-ip"},
-		Class: classClusterNoMasq,
-		Edits: []Edit{{File: nftablesProxier,
-			Old: "if !svcInfo.ExternalPolicyLocal() {\n// If we are using non-local endpoints we need to masquerade,",
-			New: "if false {\n// If we are using non-local endpoints we need to masquerade,"}},
 	},
 	{
 		Name: "nftables/source-ranges-ignored", Mode: "nftables", Areas: []string{"loadbalancer"},
