@@ -113,59 +113,61 @@ func ingressPointAddr(ip, host string) netip.Addr {
 }
 
 // The seed Ingress routes host hello.test.com to the hello Service, and its
-// /world prefix to the world Service. Every spec deploys the same host, so
-// the specs run one at a time (Serial): two live Ingresses for one host
-// would leave the controller to pick between namespaces.
-var _ = Describe("Ingress hello (host hello.test.com)", Label("ingress"), Serial, func() {
-	// deploy deploys the seed Ingress for class and returns the controller's
-	// address and the hello and world pods. Each spec looks for the class
-	// first, so that a cluster without one skips before creating anything.
-	deploy := func(ctx SpecContext, ns string, class networkingv1.IngressClass) (netip.Addr, []string, []string) {
+// /world prefix to the world Service. Two live Ingresses for one host would
+// leave the controller to pick between namespaces, so the specs share one
+// deployment (Ordered, deployed once in BeforeAll) instead of each deploying
+// its own: they no longer need to run alone (Serial), only in order, and
+// ContinueOnFailure keeps one failing route from hiding the others.
+var _ = Describe("Ingress hello (host hello.test.com)", Label("ingress"), Ordered, ContinueOnFailure, func() {
+	const k = 10
+	var (
+		ns           string
+		url          func(path string) string
+		hello, world []string
+	)
+	// BeforeAll looks for the class first, so that a cluster without one
+	// skips every spec before creating anything.
+	BeforeAll(func(ctx SpecContext) {
+		class := ingressClass(ctx)
+		ns = env.Namespace(ctx)
 		env.Deploy(ctx, ns, fixtures.Ingress, func(p *fixtures.Params) { p.IngressClassName = class.Name })
 		addr, from := ingressAddress(ctx, ns, class)
 		AddReportEntry("ingress address", fmt.Sprintf("%s from %s (IngressClass %s, controller %s)", addr, from, class.Name, class.Spec.Controller))
-		hello := env.PodNames(ctx, ns, fixtures.HelloService)
-		world := env.PodNames(ctx, ns, fixtures.WorldService)
+		url = func(path string) string { return addrURL(addr, 80, path) }
+		hello = env.PodNames(ctx, ns, fixtures.HelloService)
+		world = env.PodNames(ctx, ns, fixtures.WorldService)
 		Expect(hello).To(HaveLen(1), "hello pods")
 		Expect(world).To(HaveLen(1), "world pods")
-		return addr, hello, world
+	})
+	AfterEach(func(ctx SpecContext) {
+		// The namespace's own clean-up sees only the last spec's outcome.
+		if CurrentSpecReport().Failed() {
+			env.CollectEvidence(ctx, ns)
+		}
+	})
+	// settleHost waits until requests for the Ingress's host at path are
+	// answered by pods, and confirms it.
+	settleHost := func(ctx SpecContext, path string, pods []string) {
+		what := fmt.Sprintf("external client → %s Host %s", url(path), fixtures.IngressHost)
+		settleAnswered(ctx, what, env.External(), probe.HTTPOptions{URL: url(path), Host: fixtures.IngressHost}, pods, nil)
 	}
-	const k = 10
 
 	It("sends requests for its host to the hello Service's pods", func(ctx SpecContext) {
-		class := ingressClass(ctx)
-		external := env.External()
-		ns := env.Namespace(ctx)
-		addr, hello, _ := deploy(ctx, ns, class)
-		url := addrURL(addr, 80, "/")
-		what := fmt.Sprintf("external client → %s Host %s", url, fixtures.IngressHost)
-		settleAnswered(ctx, what, external, probe.HTTPOptions{URL: url, Host: fixtures.IngressHost}, hello, nil)
+		settleHost(ctx, "/", hello)
 	})
 
 	It("answers 404 for an unknown host, without reaching a hello pod", func(ctx SpecContext) {
-		class := ingressClass(ctx)
-		external := env.External()
-		ns := env.Namespace(ctx)
-		addr, hello, world := deploy(ctx, ns, class)
-		url := addrURL(addr, 80, "/")
 		// First the known host, so that a 404 below is the controller
 		// routing, not a controller that has not yet read the Ingress.
-		what := fmt.Sprintf("external client → %s Host %s", url, fixtures.IngressHost)
-		settleAnswered(ctx, what, external, probe.HTTPOptions{URL: url, Host: fixtures.IngressHost}, hello, nil)
+		settleHost(ctx, "/", hello)
 		unknown := ns + ".unknown.test.com"
-		res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Host: unknown, Count: k})
+		res := harness.HTTP(ctx, env.External(), probe.HTTPOptions{URL: url("/"), Host: unknown, Count: k})
 		Expect(res.Statuses).To(Equal(map[string]int{"404": k}),
 			"Host %s: statuses %v, errors %v %v; want 404 every time", unknown, res.Statuses, res.Errors, res.ErrorSamples)
 		Expect(res.Pods).To(BeEmpty(), "Host %s: answered by pods %v (hello %v, world %v); want none", unknown, res.Pods, hello, world)
 	})
 
 	It("routes the /world prefix to the world Service's pods", func(ctx SpecContext) {
-		class := ingressClass(ctx)
-		external := env.External()
-		ns := env.Namespace(ctx)
-		addr, _, world := deploy(ctx, ns, class)
-		url := addrURL(addr, 80, fixtures.WorldPath)
-		what := fmt.Sprintf("external client → %s Host %s", url, fixtures.IngressHost)
-		settleAnswered(ctx, what, external, probe.HTTPOptions{URL: url, Host: fixtures.IngressHost}, world, nil)
+		settleHost(ctx, fixtures.WorldPath, world)
 	})
 })

@@ -13,7 +13,7 @@ import (
 )
 
 var _ = Describe("internalTrafficPolicy", Label("internal-traffic-policy"), func() {
-	It("Local: a pod on the endpoints' node reaches only local endpoints; a pod on a node without one cannot connect", func(ctx SpecContext) {
+	It("Local: a pod on the endpoints' node reaches only local endpoints; a pod on a node without one cannot connect", longRunning, func(ctx SpecContext) {
 		nodes, _ := env.SchedulableNodes(ctx, 2) // skips, saying why, with fewer
 		with, without := nodes[0], nodes[1]
 		ns := env.Namespace(ctx)

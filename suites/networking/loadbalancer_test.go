@@ -145,7 +145,7 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 		AddReportEntry("answered by", fmt.Sprintf("%v", st.Confirmed().Pods))
 	})
 
-	It("admits a client inside loadBalancerSourceRanges and drops one outside", func(ctx SpecContext) {
+	It("admits a client inside loadBalancerSourceRanges and drops one outside", longRunning, func(ctx SpecContext) {
 		skipIfNoLoadBalancer()
 		ns := env.Namespace(ctx)
 		allowed := env.ExternalAt(ctx)

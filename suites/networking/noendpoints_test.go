@@ -64,10 +64,10 @@ var _ = Describe("Service without endpoints", Label("no-endpoints"), func() {
 	// (FORWARD), unlike an external client's to a node's own address, so a
 	// CNI that accepts forwarded traffic ahead of kube-proxy breaks only
 	// these.
-	Describe("from a pod, to its ClusterIP and every node's NodePort", Label("no-endpoints-forwarded"), Ordered, ContinueOnFailure, func() {
+	Describe("from a pod, to its ClusterIP and every node's NodePort", Label("no-endpoints-forwarded"), Ordered, ContinueOnFailure, longRunning, func() {
 		noEndpointsLifecycle(false)
 	})
-	Describe("from an external client, to every node's NodePort", Ordered, ContinueOnFailure, func() {
+	Describe("from an external client, to every node's NodePort", Ordered, ContinueOnFailure, longRunning, func() {
 		noEndpointsLifecycle(true)
 	})
 })

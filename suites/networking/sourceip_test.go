@@ -83,7 +83,7 @@ var _ = Describe("source IP", Label("source-ip"), func() {
 		AddReportEntry("source seen per receiving node", fmt.Sprint(seen))
 	})
 
-	It("is preserved from outside to a NodePort with externalTrafficPolicy Local, and only nodes with a local endpoint answer", func(ctx SpecContext) {
+	It("is preserved from outside to a NodePort with externalTrafficPolicy Local, and only nodes with a local endpoint answer", longRunning, func(ctx SpecContext) {
 		ns := env.Namespace(ctx)
 		external := env.ExternalAt(ctx)
 		schedulable, nodes := env.SchedulableNodes(ctx, 1)
@@ -112,7 +112,7 @@ var _ = Describe("source IP", Label("source-ip"), func() {
 		}
 	})
 
-	It("has a healthCheckNodePort (type LoadBalancer, policy Local) answering 200 only where endpoints are, following them, released under Cluster", func(ctx SpecContext) {
+	It("has a healthCheckNodePort (type LoadBalancer, policy Local) answering 200 only where endpoints are, following them, released under Cluster", longRunning, func(ctx SpecContext) {
 		ns := env.Namespace(ctx)
 		external := env.External()
 		schedulable, nodes := env.SchedulableNodes(ctx, 2)

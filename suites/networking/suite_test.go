@@ -21,3 +21,12 @@ func TestNetworking(t *testing.T) {
 }
 
 var _ = harness.ConnectSuite(&env)
+
+// longRunning marks the specs that take several times a typical spec's
+// 10–15 s, mostly because they wait out refusals or drops on every node
+// (no-endpoints lifecycles, internalTrafficPolicy, source ranges, the
+// health-check and ETP Local source-IP specs; profile in
+// docs/measurements.md). Ginkgo starts higher-priority specs first, so
+// under --procs the short specs fill the other processes while these run,
+// instead of one long spec starting last and holding up the whole suite.
+var longRunning = SpecPriority(1)
