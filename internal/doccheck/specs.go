@@ -102,8 +102,8 @@ func set(names ...string) map[string]bool {
 type pkg struct {
 	fset   *token.FileSet
 	files  []*ast.File
-	consts map[string]ast.Expr     // package-level constants (value expressions)
-	vars   map[string]ast.Expr     // package-level variables with one value each
+	consts map[string]ast.Expr      // package-level constants (value expressions)
+	vars   map[string]ast.Expr      // package-level variables with one value each
 	funcs  map[string]*ast.FuncDecl // package-level functions (no receiver)
 }
 
