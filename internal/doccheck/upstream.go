@@ -15,7 +15,8 @@ import (
 
 // UpstreamSpec is a spec of Kubernetes' test/e2e/network, read from source.
 type UpstreamSpec struct {
-	It         string   // the It text as written (first argument)
+	It         string   // the It text as written (its first argument)
+	Leaf       string   // every string argument of the It, joined (some add "[LinuxOnly]" as a second)
 	Containers []string // the container texts, outermost first, without "[sig-network]"
 	Text       string   // "[sig-network] " + container texts + It text; the tags the e2e framework adds for decorators (feature.X, WithSlow(), ConformanceIt's [Conformance], ...) are left out
 	Pos        token.Position
@@ -67,11 +68,11 @@ func UpstreamSpecs(dir string) ([]UpstreamSpec, error) {
 					}
 					return false
 				case "It", "ConformanceIt":
-					it := literals(call.Args)
-					if it == "" {
+					leaf := literals(call.Args)
+					if leaf == "" || len(call.Args) == 0 {
 						return true
 					}
-					out = append(out, UpstreamSpec{It: it, Containers: stack, Text: strings.Join(append([]string{"[sig-network]"}, append(append([]string{}, stack...), it)...), " "), Pos: fset.Position(call.Pos())})
+					out = append(out, UpstreamSpec{It: literal(call.Args[0]), Leaf: leaf, Containers: stack, Text: strings.Join(append([]string{"[sig-network]"}, append(append([]string{}, stack...), leaf)...), " "), Pos: fset.Position(call.Pos())})
 					return false
 				}
 				return true
@@ -215,7 +216,7 @@ func FocusFor(specs []UpstreamSpec) string {
 			c = append(c, regexp.QuoteMeta(t)+tags)
 		}
 		k := strings.Join(c, " ")
-		if it := regexp.QuoteMeta(u.It); !slices.Contains(byContainer[k], it) {
+		if it := regexp.QuoteMeta(u.Leaf); !slices.Contains(byContainer[k], it) {
 			byContainer[k] = append(byContainer[k], it)
 		}
 	}
