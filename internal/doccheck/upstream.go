@@ -187,8 +187,8 @@ func CheckUpstream(ups []UpstreamSpec, doc Doc, docName, ref string) []string {
 			}
 		}
 		if len(extra) > 0 || len(missing) > 0 {
-			problems = append(problems, fmt.Sprintf("%s:%d: focus-%s selects specs no %s row names: [%s], and misses specs they name: [%s]%s",
-				docName, f.Line, f.Name, f.Name, strings.Join(extra, ", "), strings.Join(missing, ", "), suggest))
+			problems = append(problems, fmt.Sprintf("%s:%d: focus-%s selects %d specs no %s row names %s, and misses %d specs they name %s%s",
+				docName, f.Line, f.Name, len(extra), f.Name, few(extra), len(missing), few(missing), suggest))
 		}
 		if f.Count != n {
 			problems = append(problems, fmt.Sprintf("%s:%d: focus-%s selects %d upstream specs, the line after it claims %d; write **%d** specs there", docName, f.Line, f.Name, n, f.Count, n))
@@ -227,4 +227,13 @@ func FocusFor(specs []UpstreamSpec) string {
 		alts = append(alts, c+" ("+strings.Join(its, "|")+")")
 	}
 	return `^\[sig-network\]` + tags + ` (` + strings.Join(alts, "|") + `)` + tags + `$`
+}
+
+// few lists the first of many items.
+func few(items []string) string {
+	const most = 5
+	if len(items) > most {
+		return fmt.Sprintf("[%s, and %d more]", strings.Join(items[:most], ", "), len(items)-most)
+	}
+	return "[" + strings.Join(items, ", ") + "]"
 }
