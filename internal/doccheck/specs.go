@@ -250,46 +250,55 @@ func (w *walker) block(n ast.Node, stack []frame) {
 			return false
 		}
 		if id, ok := call.Fun.(*ast.Ident); ok {
-			if fd := w.funcs[id.Name]; fd != nil && !w.visiting[id.Name] {
-				w.visiting[id.Name] = true
-				w.block(fd.Body, stack)
-				delete(w.visiting, id.Name)
-			}
+			w.call(id.Name, stack)
 		}
 		return true
 	})
 }
 
-func (w *walker) push(stack []frame, text []part, labels []string) []frame {
-	return append(slices.Clip(stack), frame{text: text, labels: labels})
+// call follows a call to the package's own function name into its body,
+// once on any path (recursion is not followed).
+func (w *walker) call(name string, stack []frame) {
+	fd := w.funcs[name]
+	if fd == nil || w.visiting[name] {
+		return
+	}
+	w.visiting[name] = true
+	w.block(fd.Body, stack)
+	delete(w.visiting, name)
+}
+
+// open reads a container's call (Describe…, DescribeTable): its text and
+// decorators become a frame on top of stack. It reports false, and an
+// error naming what, when the call has no text.
+func (w *walker) open(call *ast.CallExpr, stack []frame, what string) ([]frame, bool) {
+	if len(call.Args) == 0 {
+		w.errorf(call, "%s without text", what)
+		return nil, false
+	}
+	return append(slices.Clip(stack), frame{text: w.text(call.Args[0]), labels: w.decorators(call.Args[1:])}), true
 }
 
 func (w *walker) container(call *ast.CallExpr, stack []frame) {
-	if len(call.Args) == 0 {
-		w.errorf(call, "container without text")
+	inner, ok := w.open(call, stack, "container")
+	if !ok {
 		return
 	}
-	inner := w.push(stack, w.text(call.Args[0]), w.decorators(call.Args[1:]))
 	for _, a := range call.Args[1:] {
 		switch a := a.(type) {
 		case *ast.FuncLit:
 			w.block(a.Body, inner)
 		case *ast.Ident:
-			if fd := w.funcs[a.Name]; fd != nil && !w.visiting[a.Name] {
-				w.visiting[a.Name] = true
-				w.block(fd.Body, inner)
-				delete(w.visiting, a.Name)
-			}
+			w.call(a.Name, inner)
 		}
 	}
 }
 
 func (w *walker) table(call *ast.CallExpr, stack []frame) {
-	if len(call.Args) == 0 {
-		w.errorf(call, "DescribeTable without text")
+	inner, ok := w.open(call, stack, "DescribeTable")
+	if !ok {
 		return
 	}
-	inner := w.push(stack, w.text(call.Args[0]), w.decorators(call.Args[1:]))
 	for _, a := range call.Args[1:] {
 		ast.Inspect(a, func(n ast.Node) bool {
 			e, ok := n.(*ast.CallExpr)
