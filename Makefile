@@ -18,12 +18,13 @@ export CLUSTER_CONFIG LABEL_FILTER FOCUS KEEP_CLUSTER CLUSTER_NAME FAULTS PROCS
 
 all: test
 
-## test: unit, parser, tracer and fixture-rendering tests; no cluster, no engine needed.
+## test: unit, parser, tracer and fixture-rendering tests, and actionlint on the workflows; no cluster, no engine needed.
 # The suites under suites/ need a live cluster (make test-networking); here they are only vetted
 # (their harness, suites/internal, has unit tests of its own, run here).
 test:
 	$(GO) vet ./...
 	$(GO) test $$($(GO) list ./... | grep -v /suites/) ./suites/internal/...
+	$(GO) tool actionlint .github/workflows/*.yaml
 
 ## test-networking: host bootstrap, node image, cluster (unless $$KUBECONFIG), every suite, reports/latest.
 test-networking:
