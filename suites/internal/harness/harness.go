@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
 
+	"github.com/netconform/netconform/pkg/probe"
 	"github.com/netconform/netconform/pkg/testbed"
 )
 
@@ -25,6 +26,12 @@ type Env struct {
 	Config    *rest.Config
 	Client    kubernetes.Interface
 	Resources *resources.Resources
+
+	// deleting are the namespaces this process's specs left terminating
+	// (see Namespace); the suite's end awaits them (AwaitDeletions).
+	deleting []string
+	// external is the current spec's resident external client (External).
+	external *probe.Resident
 }
 
 // Budgets bound every wait; the figures are the convergence budget the

@@ -19,8 +19,15 @@ var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
 
 // Namespace creates a namespace for the current spec and registers its
 // clean-up: on failure, evidence is collected first (see Evidence); then
-// the namespace is deleted and its deletion awaited, so specs do not leak
-// endpoints into each other's rules.
+// the namespace is deleted.
+//
+// A Serial spec awaits the deletion: Serial specs read every node's whole
+// rule dump and count a read only when two agree, so the previous spec's
+// endpoints must be gone before the next one starts. Other specs run
+// beside each other anyway, each against its own Services, so theirs is
+// left terminating (about 10 s a namespace, a third of a short spec) and
+// the suite's end awaits them all (AwaitDeletions): the run leaves nothing
+// behind.
 func (e *Env) Namespace(ctx context.Context) string {
 	slug := nonName.ReplaceAllString(strings.ToLower(CurrentSpecReport().LeafNodeText), "-")
 	slug = strings.Trim(slug, "-")
@@ -38,20 +45,53 @@ func (e *Env) Namespace(ctx context.Context) string {
 		if CurrentSpecReport().Failed() {
 			e.CollectEvidence(ctx, name)
 		}
-		e.deleteNamespace(ctx, name)
+		if !e.deleteNamespace(ctx, name) {
+			return
+		}
+		if CurrentSpecReport().IsSerial {
+			e.awaitGone(ctx, []string{name}, 2*time.Minute)
+			return
+		}
+		e.deleting = append(e.deleting, name)
 	}, NodeTimeout(3*time.Minute))
 	return name
 }
 
-func (e *Env) deleteNamespace(ctx context.Context, name string) {
+// AwaitDeletions waits until the namespaces this process's specs left
+// terminating are gone; suites call it from AfterSuite (ConnectSuite does).
+func (e *Env) AwaitDeletions(ctx context.Context, budget time.Duration) {
+	e.awaitGone(ctx, e.deleting, budget)
+	e.deleting = nil
+}
+
+// deleteNamespace starts the deletion; false when it could not.
+func (e *Env) deleteNamespace(ctx context.Context, name string) bool {
 	err := e.Client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		GinkgoWriter.Printf("deleting namespace %s: %v\n", name, err)
-		return
+		return false
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		if _, err := e.Client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+	return true
+}
+
+// awaitGone polls until every namespace of names is gone, or budget ends
+// (then it says which are left: a namespace stuck terminating is worth a
+// look, but not a failed spec).
+func (e *Env) awaitGone(ctx context.Context, names []string, budget time.Duration) {
+	deadline := time.Now().Add(budget)
+	for len(names) > 0 {
+		var left []string
+		for _, name := range names {
+			if _, err := e.Client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				left = append(left, name)
+			}
+		}
+		names = left
+		if len(names) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			GinkgoWriter.Printf("namespaces still terminating after %s: %v\n", budget, names)
 			return
 		}
 		select {
@@ -60,5 +100,4 @@ func (e *Env) deleteNamespace(ctx context.Context, name string) {
 		case <-time.After(time.Second):
 		}
 	}
-	GinkgoWriter.Printf("namespace %s still terminating after 2m\n", name)
 }

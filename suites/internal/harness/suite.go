@@ -14,7 +14,14 @@ import (
 // taken from KUBECONFIG) and described in NETCONFORM_TESTBED; the first
 // process checks it is healthy, then every process connects to it and
 // stores the Env in *env. Use it as `var _ = harness.ConnectSuite(&env)`.
+// It also registers the AfterSuite that awaits the deletion of the
+// namespaces each process's specs left terminating (Env.Namespace).
 func ConnectSuite(env **Env) bool {
+	AfterSuite(func(ctx SpecContext) {
+		if *env != nil {
+			(*env).AwaitDeletions(ctx, 3*time.Minute)
+		}
+	}, NodeTimeout(4*time.Minute))
 	return SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 		e := MustLoad()
 		Expect(cluster.WaitReady(ctx, e.Config, 2*time.Minute)).To(Succeed(), "cluster %s is not healthy", e.Info.Kubeconfig)
