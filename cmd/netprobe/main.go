@@ -30,6 +30,7 @@ commands:
   http     K requests, each on a fresh connection; who answered
   connect  connect-only attempts (tcp handshake, or udp request/reply); outcomes and timing
   dns      resolve through resolv.conf like the pod's resolver; answers per query
+  idle     wait for SIGTERM: the main process of a resident client, whose probes are exec'd beside it
 
 run "netprobe <command> -h" for its flags
 `
@@ -83,6 +84,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "netprobe serve: %v\n", err)
 			return 1
 		}
+		return 0
+	case "idle":
+		if !parse() {
+			return 2
+		}
+		<-ctx.Done()
 		return 0
 	case "http":
 		var o probe.HTTPOptions

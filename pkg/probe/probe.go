@@ -146,6 +146,47 @@ func (c Container) Run(ctx context.Context, args []string) ([]byte, error) {
 	return runCommand(ctx, c.Command(args))
 }
 
+// Resident is an external client that stays up: Start runs one
+// container (netprobe idle) and each probe is exec'd in it. A container
+// per probe (Container.Run) costs about 2 s of engine work on a busy
+// 2-core host; an exec, a fraction of that. Stop removes it; so does
+// `netconform clean`, by its label, after an interrupt that skipped Stop.
+type Resident struct {
+	Engine, Name string
+}
+
+// ResidentLabel marks resident clients' containers.
+const ResidentLabel = "netconform.io/resident-client"
+
+// Start runs c's container detached under name, as a resident client.
+func (c Container) Start(ctx context.Context, name string) (*Resident, error) {
+	argv := []string{c.engine(), "run", "-d", "--rm", "--pull=never", "--name", name, "--label", ResidentLabel + "=true"}
+	if c.Network != "" {
+		argv = append(argv, "--network", c.Network)
+	}
+	argv = append(argv, c.RunArgs...)
+	argv = append(argv, c.Image, "idle")
+	if _, err := runCommand(ctx, argv); err != nil {
+		return nil, fmt.Errorf("starting resident client %s: %w", name, err)
+	}
+	return &Resident{Engine: c.engine(), Name: name}, nil
+}
+
+// Run implements Runner.
+func (r *Resident) Run(ctx context.Context, args []string) ([]byte, error) {
+	return runCommand(ctx, append([]string{r.Engine, "exec", r.Name, BinaryPath}, args...))
+}
+
+// Stop removes the container.
+func (r *Resident) Stop(ctx context.Context) error {
+	if _, err := runCommand(ctx, []string{r.Engine, "rm", "-f", r.Name}); err != nil {
+		return fmt.Errorf("removing resident client %s: %w", r.Name, err)
+	}
+	return nil
+}
+
+func (r *Resident) String() string { return r.Engine + " exec " + r.Name + " " + BinaryPath }
+
 // Load makes the image archive (see probe/probeimage) available to the engine.
 func (c Container) Load(ctx context.Context, archive string) error {
 	if _, err := runCommand(ctx, []string{c.engine(), "load", "-i", archive}); err != nil {

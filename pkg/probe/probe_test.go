@@ -174,3 +174,26 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("single %+v", got)
 	}
 }
+
+func TestResidentRunsOneContainerAndExecsEachProbe(t *testing.T) {
+	engine := fakeEngine(t)
+	c := Container{Engine: engine, Network: "kind", Image: "netconform.local/netprobe:abc", RunArgs: []string{"--ip", "172.18.3.4"}}
+	r, err := c.Start(context.Background(), "netconform-client-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := r.Run(context.Background(), []string{"http", "--url", "http://172.18.0.2:30080/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"exec", "netconform-client-1", BinaryPath, "http", "--url", "http://172.18.0.2:30080/"}
+	if got := strings.Fields(string(out)); !reflect.DeepEqual(got, want) {
+		t.Errorf("engine saw %q, want %q", got, want)
+	}
+	if err := r.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.String(), "exec netconform-client-1") {
+		t.Errorf("String %q", r.String())
+	}
+}

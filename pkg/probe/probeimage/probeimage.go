@@ -10,10 +10,7 @@ package probeimage
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,14 +132,9 @@ func Spec(tag, binary string) ociimage.Spec {
 }
 
 func fileHash(path string) (string, error) {
-	f, err := os.Open(path)
+	d, err := ociimage.FileDigest(path)
 	if err != nil {
 		return "", fmt.Errorf("hashing the probe binary: %w", err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hashing the probe binary: %w", err)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:hashLen], nil
+	return d[:hashLen], nil
 }

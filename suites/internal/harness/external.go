@@ -34,17 +34,13 @@ type ExternalClient struct {
 // upper half of the subnet (the engine hands container addresses out from
 // the bottom) among addresses whose last octet is 10-199: MetalLB pools
 // sit at .200-.250 of some /24 at the top (one /24 per cluster sharing
-// the network). Also avoided: addresses containers hold now, this
-// cluster's MetalLB IPAddressPools wherever they are, and every address a
-// LoadBalancer Service was given. Each probe run is a fresh container with
-// that address (docker 20.10 derives the MAC from the address, so the
-// nodes' ARP entries stay valid between runs).
+// the network). Also avoided: addresses containers hold now (other
+// processes' clients among them), this cluster's MetalLB IPAddressPools
+// wherever they are, and every address a LoadBalancer Service was given.
+// The client is a resident container (see Env.resident) holding the
+// address until the spec ends.
 func (e *Env) ExternalAt(ctx context.Context) ExternalClient {
-	base := e.External() // skips when there is no external network
-	c, ok := base.(probe.Container)
-	if !ok {
-		Fail(fmt.Sprintf("external runner %T is not a container", base))
-	}
+	c := e.externalContainer() // skips when there is no external network
 	subnet := e.Info.NetworkSubnet.Masked()
 	if !subnet.IsValid() || !subnet.Addr().Is4() || subnet.Bits() > 24 {
 		Skip(fmt.Sprintf("needs an IPv4 /24 or larger on the external network %q to pick client addresses from, the testbed says %v", e.Info.Network, e.Info.NetworkSubnet))
@@ -63,6 +59,7 @@ func (e *Env) ExternalAt(ctx context.Context) ExternalClient {
 		lo = 0
 	}
 	start := v4(subnet.Addr())
+	var errs []string
 	for range 10000 {
 		u := start + lo + rand.Uint32N(hi-lo)
 		a := fromV4(u)
@@ -72,8 +69,19 @@ func (e *Env) ExternalAt(ctx context.Context) ExternalClient {
 		if slices.ContainsFunc(reserved, func(r [2]uint32) bool { return u >= r[0] && u <= r[1] }) {
 			continue
 		}
-		c.RunArgs = append(append([]string(nil), c.RunArgs...), "--ip", a.String())
-		return ExternalClient{Runner: c, Addr: a}
+		pinned := c
+		pinned.RunArgs = append(append([]string(nil), c.RunArgs...), "--ip", a.String())
+		r, err := e.resident(ctx, pinned)
+		if err != nil {
+			// Another process may have taken the address since the
+			// listing: try another, a few times.
+			used[a] = true
+			if errs = append(errs, err.Error()); len(errs) < 3 {
+				continue
+			}
+			Fail(fmt.Sprintf("starting an external client: %s", strings.Join(errs, "; ")))
+		}
+		return ExternalClient{Runner: r, Addr: a}
 	}
 	Fail(fmt.Sprintf("no free address found in the upper half of %s", subnet))
 	return ExternalClient{}

@@ -2,8 +2,11 @@ package harness
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 
@@ -23,13 +26,54 @@ func (e *Env) InPod(ns, pod string) probe.Runner {
 
 // External is a probe runner on the nodes' network but outside the cluster:
 // a container on the kind network, as a client on the same L2 segment as
-// the nodes (not hostNetwork). Specs that need it skip, saying why, on a
-// cluster that is not a kind cluster on this host.
+// the nodes (not hostNetwork). It is resident (see resident): started at
+// the spec's first call, shared by its later calls, removed when the spec
+// ends. Specs that need it skip, saying why, on a cluster that is not a
+// kind cluster on this host.
 func (e *Env) External() probe.Runner {
+	if e.external == nil {
+		c := e.externalContainer()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		r, err := e.resident(ctx, c)
+		if err != nil {
+			Fail(err.Error())
+		}
+		e.external = r
+	}
+	return e.external
+}
+
+// externalContainer describes the external client's container; it skips
+// the spec when the cluster is not a kind cluster on this host.
+func (e *Env) externalContainer() probe.Container {
 	if e.Info.Network == "" || e.Info.Engine == "" {
 		Skip("needs an external client on the nodes' network: the cluster is not a kind cluster on this host's engine")
 	}
 	return probe.Container{Engine: e.Info.Engine, Network: e.Info.Network, Image: e.Info.ProbeImage}
+}
+
+// resident starts c as a resident client (probe.Resident: one container,
+// each probe exec'd in it, instead of a container per probe) and removes
+// it when the current node's scope ends: the spec, or an Ordered
+// container when called from BeforeAll. An interrupted run's clients are
+// removed by the same clean-up, else by `netconform clean` (their label).
+func (e *Env) resident(ctx context.Context, c probe.Container) (*probe.Resident, error) {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	r, err := c.Start(ctx, "netconform-client-"+hex.EncodeToString(b))
+	if err != nil {
+		return nil, err
+	}
+	DeferCleanup(func(ctx SpecContext) {
+		if e.external == r {
+			e.external = nil
+		}
+		if err := r.Stop(ctx); err != nil {
+			GinkgoWriter.Println(err)
+		}
+	}, NodeTimeout(time.Minute))
+	return r, nil
 }
 
 // Record adds a probe result to the spec's report, so that what was seen is
