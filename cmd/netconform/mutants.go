@@ -18,6 +18,7 @@ import (
 	"github.com/netconform/netconform/pkg/cluster"
 	"github.com/netconform/netconform/pkg/mutant"
 	"github.com/netconform/netconform/pkg/nodeimage"
+	"github.com/netconform/netconform/pkg/ociimage"
 	"github.com/netconform/netconform/pkg/testbed"
 )
 
@@ -124,18 +125,30 @@ goes uncaught.`,
 			ch := make(chan built, 1)
 			bctx, stopBuilds := context.WithCancel(ctx)
 			defer stopBuilds()
+			baseDigest, err := ociimage.FileDigest(base)
+			if err != nil {
+				return err
+			}
 			go func() {
 				defer close(ch)
 				for _, f := range faults {
 					start := time.Now()
 					b := built{fault: f, image: kp.Tag(f), archive: filepath.Join(work, "images", safeName(f.Name)+".tar")}
 					bin := filepath.Join(work, "bin", safeName(f.Name), "kube-proxy")
-					b.err = progress.Step("building kube-proxy with fault "+f.Name, func() error {
-						if err := ws.Build(bctx, f, bin, buildLog); err != nil {
-							return err
-						}
-						return kp.Derive(base, bin, b.image, b.archive)
-					})
+					key := mutant.ImageKey(version, f, baseDigest)
+					if mutant.Cached(b.archive, key) {
+						progress.Printf("kube-proxy with fault %s: reusing %s (built earlier from the same version, edits and base image)", f.Name, b.archive)
+					} else {
+						b.err = progress.Step("building kube-proxy with fault "+f.Name, func() error {
+							if err := ws.Build(bctx, f, bin, buildLog); err != nil {
+								return err
+							}
+							if err := kp.Derive(base, bin, b.image, b.archive); err != nil {
+								return err
+							}
+							return mutant.MarkBuilt(b.archive, key)
+						})
+					}
 					b.took = time.Since(start)
 					select {
 					case ch <- b:

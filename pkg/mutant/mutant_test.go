@@ -97,3 +97,40 @@ func TestCatalogAppliesToKubernetes(t *testing.T) {
 		t.Errorf("%d faults; the detection table promises at least 15", len(Catalog))
 	}
 }
+
+func TestImageKeyNamesWhatTheImageIsMadeOf(t *testing.T) {
+	f := Catalog[0]
+	k := ImageKey("v1.37.2", f, "base1")
+	if ImageKey("v1.37.2", f, "base1") != k {
+		t.Fatal("the same inputs gave two keys")
+	}
+	other := f
+	other.Edits = append([]Edit(nil), f.Edits...)
+	other.Edits[0].New += "\n// changed"
+	for what, got := range map[string]string{
+		"version": ImageKey("v1.36.1", f, "base1"),
+		"base":    ImageKey("v1.37.2", f, "base2"),
+		"edits":   ImageKey("v1.37.2", other, "base1"),
+		"fault":   ImageKey("v1.37.2", Catalog[1], "base1"),
+	} {
+		if got == k {
+			t.Errorf("another %s gave the same key", what)
+		}
+	}
+	archive := filepath.Join(t.TempDir(), "m.tar")
+	if Cached(archive, k) {
+		t.Fatal("cached before anything was built")
+	}
+	if err := MarkBuilt(archive, k); err != nil {
+		t.Fatal(err)
+	}
+	if Cached(archive, k) {
+		t.Fatal("cached with a key file but no archive")
+	}
+	if err := os.WriteFile(archive, []byte("image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !Cached(archive, k) || Cached(archive, ImageKey("v1.36.1", f, "base1")) {
+		t.Fatal("Cached does not follow the key")
+	}
+}
