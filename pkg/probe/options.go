@@ -53,6 +53,10 @@ type ConnectOptions struct {
 	Proto   string // "tcp" (default) or "udp"
 	Count   int
 	Timeout time.Duration // per attempt
+	// SourcePort, when not zero, is the local port of every attempt: one
+	// flow as the data plane's connection tracking sees it (a UDP client
+	// that keeps its socket), where zero gives each attempt a fresh one.
+	SourcePort int
 }
 
 // Args is the netprobe command line for o, subcommand first.
@@ -61,6 +65,9 @@ func (o ConnectOptions) Args() []string {
 	if o.Proto != "" {
 		a = append(a, "--proto", o.Proto)
 	}
+	if o.SourcePort != 0 {
+		a = append(a, "--source-port", strconv.Itoa(o.SourcePort))
+	}
 	return appendCommon(a, o.Count, o.Timeout)
 }
 
@@ -68,6 +75,7 @@ func (o ConnectOptions) Args() []string {
 func (o *ConnectOptions) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.Addr, "addr", "", "host:port to connect to")
 	fs.StringVar(&o.Proto, "proto", "tcp", "tcp or udp")
+	fs.IntVar(&o.SourcePort, "source-port", 0, "local port of every attempt (0: a fresh one each)")
 	bindCommon(fs, &o.Count, &o.Timeout)
 }
 

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"fmt"
 	"sort"
 	"time"
 )
@@ -118,13 +119,14 @@ type ConnectAttempt struct {
 // UDP the probe sends "clientip" and Connected means a probe server replied,
 // naming itself in Pods (a reply naming no pod is Other).
 type ConnectResult struct {
-	Addr     string              `json:"addr"`
-	Proto    string              `json:"proto"`
-	Total    int                 `json:"total"`
-	Outcomes map[Outcome]int     `json:"outcomes"`
-	Timing   map[Outcome]Latency `json:"timing"` // time to outcome, per class
-	Pods     map[string]int      `json:"pods,omitempty"`
-	Attempts []ConnectAttempt    `json:"attempts"`
+	Addr       string              `json:"addr"`
+	Proto      string              `json:"proto"`
+	SourcePort int                 `json:"sourcePort,omitempty"` // every attempt's, when fixed
+	Total      int                 `json:"total"`
+	Outcomes   map[Outcome]int     `json:"outcomes"`
+	Timing     map[Outcome]Latency `json:"timing"` // time to outcome, per class
+	Pods       map[string]int      `json:"pods,omitempty"`
+	Attempts   []ConnectAttempt    `json:"attempts"`
 }
 
 // ResolvConf is the part of /etc/resolv.conf the resolver acts on, as the
@@ -188,4 +190,43 @@ type DNSResult struct {
 	Name       string     `json:"name"` // as asked, before search expansion (an IP for PTR)
 	Type       string     `json:"type"`
 	Queries    []DNSQuery `json:"queries"`
+}
+
+// Tally is what a batch left, counted the same way whatever the protocol:
+// a spec's verdicts on who answered (everyone, only these pods, evenly)
+// read a Tally, so one helper serves HTTP requests and UDP attempts alike.
+type Tally struct {
+	Target string // what was probed: a URL, or proto/host:port
+	Total  int    // requests or attempts made
+	// Answered counts those a pod answered successfully: a 2xx naming the
+	// pod, or a UDP reply naming it.
+	Answered int
+	// Unattributed counts answers that named no pod: something other than
+	// a probe server answered. Never a success.
+	Unattributed int
+	Pods         map[string]int // answers per pod (any status)
+	// Detail is the rest, for a failure message: statuses and errors.
+	Detail string
+}
+
+// Tally counts r's requests.
+func (r HTTPResult) Tally() Tally {
+	return Tally{Target: r.URL, Total: r.Total, Answered: r.OK, Unattributed: r.Unattributed, Pods: r.Pods,
+		Detail: fmt.Sprintf("statuses %v, errors %v %v", r.Statuses, r.Errors, r.ErrorSamples)}
+}
+
+// Tally counts r's attempts; a TCP attempt names no pod, so a TCP result's
+// Tally has nothing answered (connect is for outcomes; use http for who).
+func (r ConnectResult) Tally() Tally {
+	t := Tally{Target: r.Proto + "/" + r.Addr, Total: r.Total, Unattributed: r.Outcomes[Other], Pods: r.Pods,
+		Detail: fmt.Sprintf("outcomes %v", r.Outcomes)}
+	if r.SourcePort != 0 {
+		t.Target += fmt.Sprintf(" from source port %d", r.SourcePort)
+	}
+	for _, a := range r.Attempts {
+		if a.Outcome == Connected && a.Pod != "" {
+			t.Answered++
+		}
+	}
+	return t
 }

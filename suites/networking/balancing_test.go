@@ -27,11 +27,12 @@ import (
 // against the 2:1 split) and K = 296 for three (0.990 against (½, ¼, ¼));
 // each spec reports the power it had for the answers it actually counted.
 //
-// A full run makes six such tests at α = 0.001 (the ClusterIP spec here,
+// A full run makes ten such tests at α = 0.001 (the ClusterIP spec here,
 // the NodePort spec once per node of a 3-node cluster, the LoadBalancer
-// spreading spec, and the dataplane suite's prediction cross-check), so a
-// correct proxy sees at least one of them fail by chance in about
-// 1 − 0.999⁶ ≈ 0.6 % of full runs. A failure whose p-value is near α (the
+// spreading spec, the UDP spec on the ClusterIP and each node's NodePort,
+// and the dataplane suite's prediction cross-check), so a correct proxy
+// sees at least one of them fail by chance in about 1 − 0.999¹⁰ ≈ 1 % of
+// full runs. A failure whose p-value is near α (the
 // message gives the counts, χ², the p-value, K and the power) is worth one
 // rerun before it is believed; a proxy with one of those skews fails each
 // test with probability at least 0.99, not every time.
@@ -59,7 +60,7 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 	It(fmt.Sprintf("spreads fresh connections to the ClusterIP uniformly over 3 endpoints (χ² at α=%g, K=%d)", balance.Alpha, balance.K), func(ctx SpecContext) {
 		_, client, url, pods := backendBehindClusterIP(ctx, balanceEndpoints, "ClusterIP")
 		res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: balance.K})
-		expectHTTP(res, answeredOnlyBy(res, pods), "ClusterIP sample")
+		expectAnswers(res, answeredOnlyBy(res, pods), "ClusterIP sample")
 		expectSpread(res, pods, "ClusterIP "+url)
 	})
 
@@ -79,7 +80,7 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 			what := fmt.Sprintf("NodePort on node %s", n)
 			awaitAllAnswer(ctx, client, url, pods, what)
 			res := harness.HTTP(ctx, client, probe.HTTPOptions{URL: url, Count: balance.K})
-			expectHTTP(res, answeredOnlyBy(res, pods), what+" sample")
+			expectAnswers(res, answeredOnlyBy(res, pods), what+" sample")
 			expectSpread(res, pods, what+" "+url)
 		}
 	})
@@ -103,7 +104,7 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 		// the confirmation sample, 2·warmup requests, must land in full on
 		// the same one.
 		s := harness.Settle(ctx, fmt.Sprintf("client pod %s → %s with sessionAffinity ClientIP: every request lands on one backend of %v", fixtures.ClientPod, url, pods), harness.Converge,
-			httpProbe(client, probe.HTTPOptions{URL: url, Count: 20}), stickTo(pods),
+			httpProbe(client, probe.HTTPOptions{URL: url, Count: 20}), stickTo[probe.HTTPResult](pods),
 			harness.Confirm[probe.HTTPResult]{Probes: 1, Probe: httpProbe(client, probe.HTTPOptions{URL: url, Count: 2 * warmup})})
 		harness.Converged("sessionAffinity ClientIP in effect", patched, s)
 		chosen := stats.SortedKeys(s.Accepted().Pods)[0]
@@ -125,7 +126,7 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 			}, confirmAll(client, url, now))
 		harness.Converged("new endpoint answers, from its EndpointSlice entry", sliceAt, s)
 		for i, a := range s.Attempts {
-			expectHTTP(a.Result, answeredOnlyBy(a.Result, now), fmt.Sprintf("probe %d while the endpoint was added", i+1))
+			expectAnswers(a.Result, answeredOnlyBy(a.Result, now), fmt.Sprintf("probe %d while the endpoint was added", i+1))
 		}
 	})
 
@@ -156,7 +157,7 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 
 		// It is still there: the silence above is the data plane's doing.
 		direct := harness.HTTP(ctx, client, probe.HTTPOptions{URL: httpURL(podIP(ctx, ns, removed), fixtures.BackendPort), Count: 3})
-		expectHTTP(direct, answeredOnlyBy(direct, []string{removed}), "the removed pod, asked at its own address")
+		expectAnswers(direct, answeredOnlyBy(direct, []string{removed}), "the removed pod, asked at its own address")
 	})
 })
 
@@ -221,27 +222,28 @@ func confirmAll(client probe.Runner, url string, pods []string) harness.Confirm[
 // reject. The report entry, and the failure, give the counts, χ², the
 // p-value, α, and the power the test had against each alternative for the
 // number of answers it counted (fewer than K if requests failed).
-func expectSpread(res probe.HTTPResult, pods []string, what string) {
+func expectSpread(res tallied, pods []string, what string) {
+	t := res.Tally()
 	plan := spreadPlan(len(pods))
-	counts, foreign := stats.CountsFor(pods, res.Pods)
+	counts, foreign := stats.CountsFor(pods, t.Pods)
 	Expect(foreign).To(BeEmpty(), "%s: answers from pods other than %v: %v", what, pods, foreign)
 	fit, err := stats.ChiSquareUniform(counts, plan.Alpha)
-	Expect(err).NotTo(HaveOccurred(), "%s: answers per pod %v", what, res.Pods)
+	Expect(err).NotTo(HaveOccurred(), "%s: answers per pod %v", what, t.Pods)
 	power, err := plan.Describe(fit.Total)
 	Expect(err).NotTo(HaveOccurred())
 	AddReportEntry("chi-square: "+what, fit.String()+"; "+power)
 	Expect(fit.Uniform()).To(BeTrue(), "%s: %d answers (of %d requests) over endpoints %v are not spread evenly: %s; %s",
-		what, fit.Total, res.Total, pods, fit, power)
+		what, fit.Total, t.Total, pods, fit, power)
 }
 
 // stickTo accepts a batch answered in full by a single one of pods.
-func stickTo(pods []string) func(probe.HTTPResult) error {
-	return func(res probe.HTTPResult) error {
+func stickTo[R tallied](pods []string) func(R) error {
+	return func(res R) error {
 		if err := answeredOnlyBy(res, pods); err != nil {
 			return err
 		}
-		if len(res.Pods) != 1 {
-			return fmt.Errorf("answers spread over %d backends: %v", len(res.Pods), res.Pods)
+		if t := res.Tally(); len(t.Pods) != 1 {
+			return fmt.Errorf("answers spread over %d backends: %v", len(t.Pods), t.Pods)
 		}
 		return nil
 	}

@@ -98,7 +98,7 @@ var _ = Describe("foo-service (type LoadBalancer)", Label("loadbalancer"), func(
 		plan := spreadPlan(len(pods))
 		By(fmt.Sprintf("%d requests (K for %d endpoints: power ≥ %g at α=%g against %v)", plan.K, len(pods), plan.Power, plan.Alpha, plan.Alternatives))
 		res := harness.HTTP(ctx, external, probe.HTTPOptions{URL: url, Count: plan.K})
-		expectHTTP(res, answeredOnlyBy(res, pods), what+" sample")
+		expectAnswers(res, answeredOnlyBy(res, pods), what+" sample")
 		expectSpread(res, pods, what)
 	})
 

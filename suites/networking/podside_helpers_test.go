@@ -86,7 +86,20 @@ func connectProbe(r probe.Runner, o probe.ConnectOptions) harness.Probe[probe.Co
 // names the client and the target; the failure adds what was seen.
 func settleAnswered(ctx context.Context, what string, client probe.Runner, o probe.HTTPOptions, pods []string, extra func(probe.HTTPResult) error) harness.Settled[probe.HTTPResult] {
 	o.Count = harness.CoverSample(len(pods))
-	accept := func(res probe.HTTPResult) error {
+	return settleCovered(ctx, what, o.Count, httpProbe(client, o), pods, extra)
+}
+
+// settleUDP is settleAnswered for UDP: attempts from client to o.Addr,
+// each answered by a datagram naming one of pods.
+func settleUDP(ctx context.Context, what string, client probe.Runner, o probe.ConnectOptions, pods []string) harness.Settled[probe.ConnectResult] {
+	o.Proto, o.Count = "udp", harness.CoverSample(len(pods))
+	return settleCovered(ctx, what, o.Count, connectProbe(client, o), pods, nil)
+}
+
+// settleCovered settles on batches of n from try that every one of pods
+// answers (answeredByAll) and extra accepts, confirmed by one more.
+func settleCovered[R tallied](ctx context.Context, what string, n int, try harness.Probe[R], pods []string, extra func(R) error) harness.Settled[R] {
+	accept := func(res R) error {
 		if err := answeredByAll(res, pods); err != nil {
 			return err
 		}
@@ -95,49 +108,57 @@ func settleAnswered(ctx context.Context, what string, client probe.Runner, o pro
 		}
 		return nil
 	}
-	return harness.Settle(ctx, fmt.Sprintf("%s: every one of %d requests answered 2xx by one of %v, each of them at least once", what, o.Count, pods),
-		harness.Converge, httpProbe(client, o), accept, harness.Again[probe.HTTPResult]())
+	return harness.Settle(ctx, fmt.Sprintf("%s: every one of %d requests answered by one of %v, each of them at least once", what, n, pods),
+		harness.Converge, try, accept, harness.Again[R]())
 }
 
-// answeredOnlyBy says why res is not "every request got a 2xx from one of
-// pods", or nil when it is.
-func answeredOnlyBy(res probe.HTTPResult, pods []string) error {
-	_, foreign := stats.CountsFor(pods, res.Pods)
+// tallied is a probe result that counts who answered (probe.Tally):
+// probe.HTTPResult and probe.ConnectResult, so the verdicts below serve
+// HTTP requests and UDP attempts alike.
+type tallied interface{ Tally() probe.Tally }
+
+// answeredOnlyBy says why res is not "every request (or attempt) was
+// answered successfully by one of pods", or nil when it is.
+func answeredOnlyBy(res tallied, pods []string) error {
+	t := res.Tally()
+	_, foreign := stats.CountsFor(pods, t.Pods)
 	switch {
-	case res.Total == 0:
+	case t.Total == 0:
 		return fmt.Errorf("no request was made")
-	case res.Unattributed > 0:
-		return fmt.Errorf("%d of %d answers named no pod (something other than a probe server answered); answers per pod %v, statuses %v", res.Unattributed, res.Total, res.Pods, res.Statuses)
+	case t.Unattributed > 0:
+		return fmt.Errorf("%d of %d answers named no pod (something other than a probe server answered); answers per pod %v, %s", t.Unattributed, t.Total, t.Pods, t.Detail)
 	case len(foreign) > 0:
-		return fmt.Errorf("answers from pods other than %v: %v (answers per pod %v)", pods, foreign, res.Pods)
-	case res.OK != res.Total:
-		return fmt.Errorf("of %d requests %d got a 2xx from a pod; answers per pod %v, statuses %v, errors %v %v", res.Total, res.OK, res.Pods, res.Statuses, res.Errors, res.ErrorSamples)
+		return fmt.Errorf("answers from pods other than %v: %v (answers per pod %v)", pods, foreign, t.Pods)
+	case t.Answered != t.Total:
+		return fmt.Errorf("of %d requests %d were answered by a pod; answers per pod %v, %s", t.Total, t.Answered, t.Pods, t.Detail)
 	}
 	return nil
 }
 
-// answeredByAll says why res is not "every request got a 2xx from one of
-// pods, and each of pods answered at least once", or nil when it is.
-func answeredByAll(res probe.HTTPResult, pods []string) error {
+// answeredByAll says why res is not "every request was answered
+// successfully by one of pods, and each of pods answered at least once",
+// or nil when it is.
+func answeredByAll(res tallied, pods []string) error {
 	if err := answeredOnlyBy(res, pods); err != nil {
 		return err
 	}
+	t := res.Tally()
 	var silent []string
 	for _, p := range pods {
-		if res.Pods[p] == 0 {
+		if t.Pods[p] == 0 {
 			silent = append(silent, p)
 		}
 	}
 	if len(silent) > 0 {
-		return fmt.Errorf("pods %v never answered (answers per pod %v)", silent, res.Pods)
+		return fmt.Errorf("pods %v never answered (answers per pod %v)", silent, t.Pods)
 	}
 	return nil
 }
 
-// expectHTTP fails the spec with why res does not pass check.
-func expectHTTP(res probe.HTTPResult, check error, what string) {
+// expectAnswers fails the spec with why res does not pass check.
+func expectAnswers(res tallied, check error, what string) {
 	if check != nil {
-		Fail(fmt.Sprintf("%s (%s): %v", what, res.URL, check))
+		Fail(fmt.Sprintf("%s (%s): %v", what, res.Tally().Target, check))
 	}
 }
 

@@ -182,18 +182,21 @@ func Connect(ctx context.Context, o probe.ConnectOptions) (probe.ConnectResult, 
 	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
 		return probe.ConnectResult{}, fmt.Errorf("address %q is not host:port: %w", o.Addr, err)
 	}
+	if o.SourcePort < 0 || o.SourcePort > 65535 {
+		return probe.ConnectResult{}, fmt.Errorf("source port %d out of range", o.SourcePort)
+	}
 	timeout := o.Timeout
 	if timeout <= 0 {
 		timeout = probe.DefaultTimeout
 	}
-	res := probe.ConnectResult{Addr: o.Addr, Proto: proto, Outcomes: map[probe.Outcome]int{}, Timing: map[probe.Outcome]probe.Latency{}}
+	res := probe.ConnectResult{Addr: o.Addr, Proto: proto, SourcePort: o.SourcePort, Outcomes: map[probe.Outcome]int{}, Timing: map[probe.Outcome]probe.Latency{}}
 	times := map[probe.Outcome][]time.Duration{}
 	for range max(o.Count, 1) {
 		if ctx.Err() != nil {
 			break
 		}
 		start := time.Now()
-		pod, err := attempt(ctx, proto, o.Addr, timeout)
+		pod, err := attempt(ctx, proto, o.Addr, o.SourcePort, timeout)
 		d := time.Since(start)
 		cls := Classify(err)
 		a := probe.ConnectAttempt{Outcome: cls, Ms: float64(d) / float64(time.Millisecond), Pod: pod}
@@ -217,10 +220,18 @@ func Connect(ctx context.Context, o probe.ConnectOptions) (probe.ConnectResult, 
 	return res, nil
 }
 
-func attempt(ctx context.Context, proto, addr string, timeout time.Duration) (pod string, err error) {
+func attempt(ctx context.Context, proto, addr string, sourcePort int, timeout time.Duration) (pod string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, proto, addr)
+	d := &net.Dialer{}
+	if sourcePort != 0 {
+		if proto == "udp" {
+			d.LocalAddr = &net.UDPAddr{Port: sourcePort}
+		} else {
+			d.LocalAddr = &net.TCPAddr{Port: sourcePort}
+		}
+	}
+	conn, err := d.DialContext(ctx, proto, addr)
 	if err != nil {
 		return "", err
 	}

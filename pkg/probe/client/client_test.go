@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -237,4 +238,52 @@ func TestConnectUDP(t *testing.T) {
 	if res.Outcomes[probe.Other] != 1 || len(res.Pods) != 0 {
 		t.Errorf("echo: %+v", res)
 	}
+}
+
+func TestConnectUDPFromOneSourcePort(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	peers := make(chan int, 3)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			_, peer, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			peers <- peer.(*net.UDPAddr).Port
+			reply, _ := json.Marshal(probe.ClientIPAnswer{Pod: "udp-1"})
+			pc.WriteTo(reply, peer)
+		}
+	}()
+	port := freeUDPPort(t)
+	res, err := Connect(context.Background(), probe.ConnectOptions{Addr: pc.LocalAddr().String(), Proto: "udp", Count: 3, Timeout: time.Second, SourcePort: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcomes[probe.Connected] != 3 || res.SourcePort != port {
+		t.Fatalf("%+v", res)
+	}
+	for range 3 {
+		if got := <-peers; got != port {
+			t.Errorf("an attempt came from port %d, want %d", got, port)
+		}
+	}
+	if _, err := Connect(context.Background(), probe.ConnectOptions{Addr: pc.LocalAddr().String(), Proto: "udp", SourcePort: 70000}); err == nil {
+		t.Error("source port 70000 accepted")
+	}
+}
+
+// freeUDPPort is a local UDP port nothing holds (it was free a moment ago).
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
 }
