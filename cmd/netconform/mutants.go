@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -84,6 +86,14 @@ goes uncaught.`,
 				return err
 			}
 			progress.Printf("mutants: %d faults for kube-proxy %s in %s mode on %s (its image %s, binary %s)", len(faults), version, info.ProxyMode, info.KindCluster, kp.Image, kp.Binary)
+			defer func() {
+				// The specs' namespaces, left terminating by every suite run.
+				wctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				defer cancel()
+				if err := progress.Step("waiting for the specs' namespaces to go", func() error { return awaitSpecNamespaces(wctx, cs) }); err != nil {
+					progress.Printf("%v; `kubectl delete ns -l %s` removes them", err, testbed.SpecNamespaceLabel)
+				}
+			}()
 			defer func() {
 				// A fresh context: an interrupted run still restores kube-proxy.
 				rctx, cancel := context.WithTimeout(context.Background(), rollBudget)
@@ -179,7 +189,10 @@ goes uncaught.`,
 				sub := filepath.Join(dir, safeName(r.Fault))
 				_ = os.MkdirAll(sub, 0o755)
 				r.Reports = sub
-				out, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: sub, labelFilter: r.LabelFilter, suites: compiled, procs: f.procs}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				// The suites leave their namespaces terminating (about 10 s
+				// at the end of each run); they are awaited once, below.
+				out, err := runSuites(ctx, suiteRun{repoRoot: o.RepoRoot, testbed: tbPath, dir: sub, labelFilter: r.LabelFilter, suites: compiled, procs: f.procs,
+					env: []string{testbed.LeaveNamespacesEnv + "=1"}}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				if err != nil {
 					r.Error = err.Error()
 					return r
@@ -283,6 +296,26 @@ func selectFaults(mode, list string) ([]mutant.Fault, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// awaitSpecNamespaces waits until no namespace a spec created is left.
+func awaitSpecNamespaces(ctx context.Context, cs kubernetes.Interface) error {
+	var left []string
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		list, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: testbed.SpecNamespaceLabel + "=true"})
+		if err != nil {
+			return false, nil
+		}
+		left = left[:0]
+		for _, ns := range list.Items {
+			left = append(left, ns.Name)
+		}
+		return len(left) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("namespaces still terminating: %v", left)
+	}
+	return nil
 }
 
 // safeName makes a string usable as a file name.

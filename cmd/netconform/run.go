@@ -105,6 +105,7 @@ type suiteRun struct {
 	focus                  string // a regular expression of the specs' full text
 	suites                 *compiledSuites
 	procs                  int
+	env                    []string // added to the suites' environment
 }
 
 // suiteOutcome is what one Ginkgo run left: its merged report, one entry
@@ -135,7 +136,7 @@ func runSuites(ctx context.Context, r suiteRun, stdout, stderr io.Writer) (suite
 	g := exec.CommandContext(ctx, "go", args...)
 	g.Dir = r.repoRoot
 	g.Stdout, g.Stderr = stdout, stderr
-	g.Env = append(os.Environ(), testbed.EnvVar+"="+r.testbed, "NETCONFORM_REPORT_DIR="+r.dir)
+	g.Env = append(append(os.Environ(), testbed.EnvVar+"="+r.testbed, "NETCONFORM_REPORT_DIR="+r.dir), r.env...)
 	err := g.Run()
 	progress.Printf("reports: %s", r.dir)
 	var exit *exec.ExitError

@@ -53,6 +53,15 @@ type Info struct {
 // EnvVar names the file holding Info for the suites.
 const EnvVar = "NETCONFORM_TESTBED"
 
+// SpecNamespaceLabel marks the namespaces the suites' specs create (value
+// "true"), so a run can find what it left.
+const SpecNamespaceLabel = "netconform.io/spec"
+
+// LeaveNamespacesEnv, set to 1, makes a suite's end not await its specs'
+// namespaces' deletion: for a caller that runs the suites again and again
+// on one cluster (netconform mutants) and awaits them once at its own end.
+const LeaveNamespacesEnv = "NETCONFORM_LEAVE_NAMESPACES"
+
 // Write stores info at path.
 func (i *Info) Write(path string) error {
 	data, err := json.MarshalIndent(i, "", "  ")

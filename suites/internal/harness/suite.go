@@ -1,12 +1,14 @@
 package harness
 
 import (
+	"os"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
 
 	"github.com/netconform/netconform/pkg/cluster"
+	"github.com/netconform/netconform/pkg/testbed"
 )
 
 // ConnectSuite registers a suite's SynchronizedBeforeSuite: the cluster is
@@ -18,7 +20,11 @@ import (
 // namespaces each process's specs left terminating (Env.Namespace).
 func ConnectSuite(env **Env) bool {
 	AfterSuite(func(ctx SpecContext) {
-		if *env != nil {
+		switch {
+		case *env == nil:
+		case os.Getenv(testbed.LeaveNamespacesEnv) == "1":
+			GinkgoWriter.Printf("%s=1: leaving %d namespaces terminating to the caller\n", testbed.LeaveNamespacesEnv, len((*env).deleting))
+		default:
 			(*env).AwaitDeletions(ctx, 3*time.Minute)
 		}
 	}, NodeTimeout(4*time.Minute))
