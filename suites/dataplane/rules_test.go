@@ -38,6 +38,18 @@ var _ = Describe("kube-proxy rules", Label("dataplane"), Serial, func() {
 		Expect(s.nodes).NotTo(BeEmpty())
 	})
 
+	It("on every node match a UDP NodePort Service and its EndpointSlices", Label("udp"), func(ctx SpecContext) {
+		m := currentMode(ctx)
+		ns := env.Namespace(ctx)
+		env.Deploy(ctx, ns, fixtures.UDP)
+		s := converged(ctx, m, ns)
+
+		Expect(readyEndpoints(s, fixtures.UDPService)).To(Equal(3), "udp-service ready endpoints in the checked snapshot")
+		port := s.service(fixtures.UDPService).Spec.Ports[0]
+		Expect(port.Protocol).To(Equal(corev1.ProtocolUDP), "udp-service's port in the checked snapshot")
+		Expect(port.NodePort).NotTo(BeZero(), "udp-service's node port")
+	})
+
 	// A CNI that accepts forwarded traffic ahead of kube-proxy's jumps
 	// (kube-router v2.1.0 does, docs/cni.md) breaks the REJECT and DROP
 	// rules of the no-endpoints and internal-traffic-policy specs in a way

@@ -20,7 +20,8 @@ const ReportDirEnv = "NETCONFORM_REPORT_DIR"
 
 // CollectEvidence saves what a failing spec leaves behind: the namespace's
 // Services, EndpointSlices, Pods (where they ran, their IPs) and events, and
-// each node's rules (iptables-save and nft list ruleset) when the nodes are
+// each node's rules (iptables-save and nft list ruleset) and connection
+// tracking table (conntrack -L) when the nodes are
 // reachable through the engine. The file paths go into the report.
 func (e *Env) CollectEvidence(ctx context.Context, ns string) {
 	dir := filepath.Join(os.Getenv(ReportDirEnv), "evidence", ns)
@@ -59,7 +60,7 @@ func (e *Env) CollectEvidence(ctx context.Context, ns string) {
 	}
 	if e.Info.KindCluster != "" && nodes != nil {
 		for _, n := range nodes.Items {
-			for _, dump := range [][]string{{"iptables-save"}, {"nft", "list", "ruleset"}} {
+			for _, dump := range [][]string{{"iptables-save"}, {"nft", "list", "ruleset"}, {"conntrack", "-L"}} {
 				args := append([]string{"exec", n.Name}, dump...)
 				out, err := run.Command(e.Info.Engine, args...).Output(ctx)
 				name := fmt.Sprintf("%s.%s.txt", n.Name, strings.ReplaceAll(dump[0], "-", ""))
@@ -69,7 +70,7 @@ func (e *Env) CollectEvidence(ctx context.Context, ns string) {
 				_ = os.WriteFile(filepath.Join(dir, name), out, 0o644)
 			}
 		}
-		fmt.Fprintf(&summary, "node rules (iptables-save, nft list ruleset) saved per node\n")
+		fmt.Fprintf(&summary, "node rules (iptables-save, nft list ruleset) and connection tracking (conntrack -L) saved per node\n")
 	}
 	fmt.Fprintf(&summary, "evidence: %s\n", dir)
 	AddReportEntry("evidence", summary.String())
