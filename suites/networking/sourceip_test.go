@@ -133,19 +133,7 @@ var _ = Describe("source IP", Label("source-ip"), func() {
 					wantStatus, wantLocal = "200", replicas
 				}
 				what := fmt.Sprintf("external client → node %s:%d/healthz (endpoints on %s): %s every time, localEndpoints %d for %s/%s", n, hc, home.Name, wantStatus, wantLocal, ns, svc.Name)
-				harness.Settle(ctx, what, harness.Converge, healthProbe(external, n, hc), func(p healthCheck) error {
-					switch h := p.Body; {
-					case !maps.Equal(p.HTTP.Statuses, map[string]int{wantStatus: p.HTTP.Total}) || p.HTTP.Total == 0:
-						return fmt.Errorf("statuses %v of %d requests, errors %v %v", p.HTTP.Statuses, p.HTTP.Total, p.HTTP.Errors, p.HTTP.ErrorSamples)
-					case p.BodyError != "":
-						return fmt.Errorf("reading the body from the test process: %s", p.BodyError)
-					case h.Service.Namespace+"/"+h.Service.Name != ns+"/"+svc.Name:
-						return fmt.Errorf("the health check answers for another Service: %+v", h)
-					case h.LocalEndpoints != wantLocal:
-						return fmt.Errorf("localEndpoints in %+v", h)
-					}
-					return nil
-				}, harness.Again[healthCheck]())
+				harness.Settle(ctx, what, harness.Converge, healthProbe(external, n, hc), healthIs(ns, svc.Name, wantStatus, wantLocal), harness.Again[healthCheck]())
 			}
 		}
 		expectHealth(first)
@@ -188,6 +176,25 @@ type healthCheck struct {
 	HTTP      probe.HTTPResult
 	Body      proxyHealth
 	BodyError string
+}
+
+// healthIs says why a health check probe is not "every request answered
+// status, the body naming Service ns/name with localEndpoints local", or
+// nil when it is.
+func healthIs(ns, name, status string, local int) func(healthCheck) error {
+	return func(p healthCheck) error {
+		switch h := p.Body; {
+		case !maps.Equal(p.HTTP.Statuses, map[string]int{status: p.HTTP.Total}) || p.HTTP.Total == 0:
+			return fmt.Errorf("statuses %v of %d requests, errors %v %v", p.HTTP.Statuses, p.HTTP.Total, p.HTTP.Errors, p.HTTP.ErrorSamples)
+		case p.BodyError != "":
+			return fmt.Errorf("reading the body from the test process: %s", p.BodyError)
+		case h.Service.Namespace+"/"+h.Service.Name != ns+"/"+name:
+			return fmt.Errorf("the health check answers for another Service: %+v", h)
+		case h.LocalEndpoints != local:
+			return fmt.Errorf("localEndpoints in %+v", h)
+		}
+		return nil
+	}
 }
 
 // healthProbe asks node n's health check port hc from the external
