@@ -9,6 +9,7 @@ const (
 	topology        = "pkg/proxy/topology.go"
 	serviceHealth   = "pkg/proxy/healthcheck/service_health.go"
 	sliceCache      = "pkg/proxy/endpointslicecache.go"
+	conntrackClean  = "pkg/proxy/conntrack/cleanup.go"
 )
 
 // Bug classes shared by the iptables and nftables faults.
@@ -19,7 +20,7 @@ const (
 	classSourceRanges  = "loadBalancerSourceRanges ignored: a client outside the ranges reaches the Service"
 	classNoReject      = "a Service without endpoints drops connections instead of refusing them (Cilium's documented deviation, cilium#33041): clients hang until their timeout"
 	classLBIP          = "a LoadBalancer ingress IP not programmed: the Service answers on its ClusterIP and NodePorts but not at its load-balancer address (nor the Ingress behind it)"
-	classUDPPort       = "DNAT to the wrong port for UDP Services (target port + 1): DNS through the kube-dns ClusterIP fails"
+	classUDPPort       = "DNAT to the wrong port for UDP Services (target port + 1): DNS through the kube-dns ClusterIP fails, and so does every UDP Service"
 	classPodMasq       = "pod-to-ClusterIP traffic masqueraded as with --masquerade-all, though nobody asked: the backend sees a node address instead of the client pod's"
 	classClusterNoMasq = "externalTrafficPolicy: Cluster traffic not masqueraded: the backend sees the outside client, and a reply from another node than the one the client reached goes astray"
 )
@@ -146,7 +147,7 @@ var seedModeFaults = []Fault{
 			New: "for _, lbip := range svcInfo.LoadBalancerVIPs() {\nif false {\nnatRules.Write("}},
 	},
 	{
-		Name: "iptables/udp-wrong-port", Mode: "iptables", Areas: []string{"dns"},
+		Name: "iptables/udp-wrong-port", Mode: "iptables", Areas: []string{"dns", "udp"},
 		Class: classUDPPort,
 		Edits: []Edit{{File: iptablesProxier,
 			Old: `args = append(args, "-m", protocol, "-p", protocol, "-j", "DNAT", "--to-destination", epInfo.String())`,
@@ -205,7 +206,7 @@ var seedModeFaults = []Fault{
 			New: "for _, lbip := range svcInfo.LoadBalancerVIPs() {\nif false {\nproxier.serviceIPs.ensureElem(tx, &knftables.Element{"}},
 	},
 	{
-		Name: "nftables/udp-wrong-port", Mode: "nftables", Areas: []string{"dns"},
+		Name: "nftables/udp-wrong-port", Mode: "nftables", Areas: []string{"dns", "udp"},
 		Class: classUDPPort,
 		Edits: []Edit{
 			{File: nftablesProxier,
@@ -236,7 +237,20 @@ localEndpoints = filterEndpoints(endpoints, func(ep Endpoint) bool { return ep.I
 }`}},
 	},
 	{
-		Name: "shared/health-ignores-local-endpoints", Mode: "", Areas: []string{"source-ip"},
+		Name: "shared/no-terminating-fallback", Mode: "", Areas: []string{"terminating"},
+		Class: "no fallback to serving terminating endpoints: once no endpoint is ready (a rollout, a drain) the Service drops its traffic, though its terminating pods still serve (Cilium under externalTrafficPolicy Local, cilium#37613)",
+		Edits: []Edit{
+			{File: topology,
+				Old: "if ep.IsServing() && ep.IsTerminating() {\nreturn true\n}",
+				New: "if ep.IsServing() && ep.IsTerminating() {\nreturn !netconformNoFallback\n}"},
+			{File: topology,
+				Old:    "useServingTerminatingEndpoints = true\nlocalEndpoints = filterEndpoints(endpoints, func(ep Endpoint) bool {",
+				New:    "useServingTerminatingEndpoints = true\nlocalEndpoints = filterEndpoints(endpoints, func(ep Endpoint) bool {\nif netconformNoFallback {\nreturn false\n}",
+				Append: "const netconformNoFallback = true\n"},
+		},
+	},
+	{
+		Name: "shared/health-ignores-local-endpoints", Mode: "", Areas: []string{"source-ip", "terminating"},
 		Class: "a healthCheckNodePort that answers 200 whether or not the node has local endpoints, so a load balancer keeps sending to nodes that drop the traffic",
 		Edits: []Edit{{File: serviceHealth,
 			Old: `if count != 0 && kubeProxyHealthy {`,
@@ -266,6 +280,43 @@ localEndpoints = filterEndpoints(endpoints, func(ep Endpoint) bool { return ep.I
 	}
 	return reflect.DeepEqual(a.endpointSlice.Ports, b.endpointSlice.Ports)
 }`}},
+	},
+	{
+		Name: "shared/new-endpoints-ignored", Mode: "", Areas: []string{"balancing"},
+		Class: "endpoints added to a settled Service ignored: once every endpoint of a slice is ready, an address that joins it is never used, so a scale-up gets no traffic (the change tracking of incremental syncs gone wrong)",
+		Edits: []Edit{{File: sliceCache,
+			Old: `esTracker.applied[name] = sliceData`,
+			New: `esTracker.applied[name] = netconformDropNew(esTracker.applied[name], sliceData)`,
+			Append: `func netconformDropNew(old, cur *endpointSliceData) *endpointSliceData {
+	if old == nil || old.endpointSlice == nil || cur.endpointSlice == nil || len(old.endpointSlice.Endpoints) == 0 {
+		return cur
+	}
+	known := map[string]bool{}
+	for _, ep := range old.endpointSlice.Endpoints {
+		if ep.Conditions.Ready == nil || !*ep.Conditions.Ready {
+			return cur // not settled yet: take the update
+		}
+		for _, a := range ep.Addresses {
+			known[a] = true
+		}
+	}
+	kept := cur.endpointSlice.DeepCopy()
+	kept.Endpoints = nil
+	for _, ep := range cur.endpointSlice.Endpoints {
+		if len(ep.Addresses) > 0 && known[ep.Addresses[0]] {
+			kept.Endpoints = append(kept.Endpoints, *ep.DeepCopy())
+		}
+	}
+	return &endpointSliceData{kept, cur.remove}
+}`}},
+	},
+	{
+		Name: "shared/udp-stale-conntrack-kept", Mode: "", Areas: []string{"conntrack"},
+		Class: "stale UDP conntrack entries never deleted: a UDP client that keeps its source port keeps sending to an endpoint that is gone, while the Service has others (kube-proxy's oldest recurring bug class)",
+		Edits: []Edit{{File: conntrackClean,
+			Old:    "start := time.Now()\nklog.V(4).InfoS(\"Started to reconcile conntrack entries\", \"ipFamily\", ipFamily)",
+			New:    "if netconformKeepConntrack {\nreturn\n}\nstart := time.Now()\nklog.V(4).InfoS(\"Started to reconcile conntrack entries\", \"ipFamily\", ipFamily)",
+			Append: "const netconformKeepConntrack = true\n"}},
 	},
 	{
 		Name: "shared/stale-endpoints-kept", Mode: "", Areas: []string{"balancing"},
