@@ -10,6 +10,7 @@ const (
 	serviceHealth   = "pkg/proxy/healthcheck/service_health.go"
 	sliceCache      = "pkg/proxy/endpointslicecache.go"
 	conntrackClean  = "pkg/proxy/conntrack/cleanup.go"
+	serviceTracker  = "pkg/proxy/servicechangetracker.go"
 )
 
 // Bug classes shared by the iptables and nftables faults.
@@ -147,7 +148,7 @@ var seedModeFaults = []Fault{
 			New: "for _, lbip := range svcInfo.LoadBalancerVIPs() {\nif false {\nnatRules.Write("}},
 	},
 	{
-		Name: "iptables/udp-wrong-port", Mode: "iptables", Areas: []string{"dns", "udp"},
+		Name: "iptables/udp-wrong-port", Mode: "iptables", Areas: []string{"dns", "udp", "ports"},
 		Class: classUDPPort,
 		Edits: []Edit{{File: iptablesProxier,
 			Old: `args = append(args, "-m", protocol, "-p", protocol, "-j", "DNAT", "--to-destination", epInfo.String())`,
@@ -206,7 +207,7 @@ var seedModeFaults = []Fault{
 			New: "for _, lbip := range svcInfo.LoadBalancerVIPs() {\nif false {\nproxier.serviceIPs.ensureElem(tx, &knftables.Element{"}},
 	},
 	{
-		Name: "nftables/udp-wrong-port", Mode: "nftables", Areas: []string{"dns", "udp"},
+		Name: "nftables/udp-wrong-port", Mode: "nftables", Areas: []string{"dns", "udp", "ports"},
 		Class: classUDPPort,
 		Edits: []Edit{
 			{File: nftablesProxier,
@@ -317,6 +318,14 @@ localEndpoints = filterEndpoints(endpoints, func(ep Endpoint) bool { return ep.I
 			Old:    "start := time.Now()\nklog.V(4).InfoS(\"Started to reconcile conntrack entries\", \"ipFamily\", ipFamily)",
 			New:    "if netconformKeepConntrack {\nreturn\n}\nstart := time.Now()\nklog.V(4).InfoS(\"Started to reconcile conntrack entries\", \"ipFamily\", ipFamily)",
 			Append: "const netconformKeepConntrack = true\n"}},
+	},
+	{
+		Name: "shared/service-updates-ignored", Mode: "", Areas: []string{"dns", "balancing", "internal-traffic-policy"},
+		Class: "Service updates ignored: a Service is programmed as it was created, and a later change (its type, session affinity, a traffic policy, a load-balancer address) never reaches the data plane",
+		Edits: []Edit{{File: serviceTracker,
+			Old:    "if previous == nil && current == nil {\nreturn false\n}",
+			New:    "if previous == nil && current == nil {\nreturn false\n}\nif previous != nil && current != nil && netconformIgnoreUpdates {\nreturn false\n}",
+			Append: "const netconformIgnoreUpdates = true\n"}},
 	},
 	{
 		Name: "shared/stale-endpoints-kept", Mode: "", Areas: []string{"balancing"},

@@ -86,30 +86,25 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 	})
 
 	It("with sessionAffinity ClientIP, sends every request from one client to one backend (2 endpoints)", func(ctx SpecContext) {
-		ns := env.Namespace(ctx)
-		env.Deploy(ctx, ns, fixtures.Backend) // two replicas
-		env.Deploy(ctx, ns, fixtures.Client)
-		_, pods := waitReadyCount(ctx, ns, fixtures.BackendService, 2)
-		client := env.InPod(ns, fixtures.ClientPod)
-		clusterIP := mustService(ctx, ns, fixtures.BackendService).Spec.ClusterIP
-		url := httpURL(clusterIP, fixtures.BackendPort)
+		// Without affinity this client's requests do reach both (awaited
+		// first): the spec cannot pass merely because the client always
+		// lands on one.
+		ns, client, url, pods := backendBehindClusterIP(ctx, 2, "ClusterIP without affinity")
+		settleSticky(ctx, ns, client, url, pods)
+	})
 
-		// Without affinity this client's requests do reach both: the spec
-		// below cannot pass merely because the client always lands on one.
-		awaitAllAnswer(ctx, client, url, pods, "ClusterIP without affinity")
+	It("with sessionAffinity switched to ClientIP and back to None, sticks to one backend, then reaches both again (2 endpoints)", func(ctx SpecContext) {
+		ns, client, url, pods := backendBehindClusterIP(ctx, 2, "ClusterIP without affinity")
+		settleSticky(ctx, ns, client, url, pods)
 
-		patchService(ctx, ns, fixtures.BackendService, map[string]any{"spec": map[string]any{"sessionAffinity": "ClientIP"}})
+		patchService(ctx, ns, fixtures.BackendService, map[string]any{"spec": map[string]any{"sessionAffinity": "None"}})
 		patched := time.Now()
-		// 20 requests on one of two endpoints by chance: 2·2^-20 ≈ 2e-6;
-		// the confirmation sample, 2·warmup requests, must land in full on
-		// the same one.
-		s := harness.Settle(ctx, fmt.Sprintf("client pod %s → %s with sessionAffinity ClientIP: every request lands on one backend of %v", fixtures.ClientPod, url, pods), harness.Converge,
-			httpProbe(client, probe.HTTPOptions{URL: url, Count: 20}), stickTo[probe.HTTPResult](pods),
-			harness.Confirm[probe.HTTPResult]{Probes: 1, Probe: httpProbe(client, probe.HTTPOptions{URL: url, Count: 2 * warmup})})
-		harness.Converged("sessionAffinity ClientIP in effect", patched, s)
-		chosen := stats.SortedKeys(s.Accepted().Pods)[0]
-		res := s.Confirmed()
-		Expect(res.Pods).To(Equal(map[string]int{chosen: res.Total}), "with sessionAffinity ClientIP every request from client pod %s to %s must reach %s, the backend it was given; answers per pod %v", fixtures.ClientPod, url, chosen, res.Pods)
+		// A proxy that keeps the affinity sends the whole batch of
+		// harness.CoverSample(2) = 15 to one backend: caught with
+		// probability 1, and a correct one misses a backend in 15 by
+		// chance with probability 2·2^-15 ≈ 6e-5.
+		s := settleAnswered(ctx, fmt.Sprintf("client pod %s → %s with sessionAffinity switched back to None", fixtures.ClientPod, url), client, probe.HTTPOptions{URL: url}, pods, nil)
+		harness.Converged("sessionAffinity None in effect", patched, s)
 	})
 
 	It("sends traffic to a new endpoint within the convergence budget after a scale-up 2→3, failing no request", func(ctx SpecContext) {
@@ -160,6 +155,24 @@ var _ = Describe("load balancing", Label("balancing"), func() {
 		expectAnswers(direct, answeredOnlyBy(direct, []string{removed}), "the removed pod, asked at its own address")
 	})
 })
+
+// settleSticky switches the backend Service to sessionAffinity ClientIP
+// and settles on every request from the client landing on one of pods: 20
+// requests on one of two endpoints by chance happen with probability
+// 2·2^-20 ≈ 2e-6; the confirmation sample, 2·warmup requests, must land in
+// full on the same one. It returns that backend.
+func settleSticky(ctx SpecContext, ns string, client probe.Runner, url string, pods []string) string {
+	patchService(ctx, ns, fixtures.BackendService, map[string]any{"spec": map[string]any{"sessionAffinity": "ClientIP"}})
+	patched := time.Now()
+	s := harness.Settle(ctx, fmt.Sprintf("client pod %s → %s with sessionAffinity ClientIP: every request lands on one backend of %v", fixtures.ClientPod, url, pods), harness.Converge,
+		httpProbe(client, probe.HTTPOptions{URL: url, Count: 20}), stickTo[probe.HTTPResult](pods),
+		harness.Confirm[probe.HTTPResult]{Probes: 1, Probe: httpProbe(client, probe.HTTPOptions{URL: url, Count: 2 * warmup})})
+	harness.Converged("sessionAffinity ClientIP in effect", patched, s)
+	chosen := stats.SortedKeys(s.Accepted().Pods)[0]
+	res := s.Confirmed()
+	Expect(res.Pods).To(Equal(map[string]int{chosen: res.Total}), "with sessionAffinity ClientIP every request from client pod %s to %s must reach %s, the backend it was given; answers per pod %v", fixtures.ClientPod, url, chosen, res.Pods)
+	return chosen
+}
 
 // backendBehindClusterIP deploys the backend with n replicas (the fixture
 // has two) and the client pod in a fresh namespace, and waits until each of

@@ -66,9 +66,14 @@ var _ = Describe("terminating endpoints", Label("terminating"), func() {
 			what := fmt.Sprintf("%s → %s (3 endpoints on %s)", who, url, home.Name)
 			settleAnswered(ctx, what+", all ready", client, probe.HTTPOptions{URL: url}, pods, nil)
 
-			terminatingAt := terminateAll(ctx, ns, pods)
-			s := settleAnswered(ctx, what+", all terminating and serving", client, probe.HTTPOptions{URL: url}, pods, nil)
-			harness.Converged("traffic on the terminating endpoints", terminatingAt, s)
+			// Right after the change the old rules send to the same pods as
+			// a correct fallback does: the traffic must keep reaching them for
+			// the whole convergence budget (harness.Hold), every batch
+			// answered in full by them.
+			terminateAll(ctx, ns, pods)
+			o := probe.HTTPOptions{URL: url, Count: harness.CoverSample(len(pods))}
+			harness.Hold(ctx, what+", all terminating and serving: every batch answered by them", harness.Converge,
+				httpProbe(client, o), func(res probe.HTTPResult) error { return answeredByAll(res, pods) })
 		},
 		Entry("with internalTrafficPolicy Cluster, from a pod on another node to the ClusterIP", variant{policy: "internal"}),
 		Entry("with internalTrafficPolicy Local, from a pod on their node to the ClusterIP", variant{policy: "internal", local: true, fromHome: true}),

@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/netconform/netconform/pkg/fixtures"
 	"github.com/netconform/netconform/pkg/probe"
@@ -40,6 +41,31 @@ var _ = Describe("UDP Service", Label("udp"), func() {
 			res := harness.Connect(ctx, client, probe.ConnectOptions{Addr: addr, Proto: "udp", Count: balance.K, Timeout: time.Second})
 			expectAnswers(res, answeredOnlyBy(res, pods), what+" sample")
 			expectSpread(res, pods, what)
+		}
+	})
+
+	It("serves one port number over both TCP and UDP, each protocol to its own container port, on the ClusterIP and a NodePort", Label("ports"), func(ctx SpecContext) {
+		ns, client, svc, pods := udpService(ctx)
+		// The same port number, TCP, to the pods' HTTP server (8080).
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "tcp", Protocol: corev1.ProtocolTCP, Port: fixtures.UDPPort, TargetPort: intstr.FromInt32(fixtures.UDPHTTPPort)})
+		svc, err := env.Client.CoreV1().Services(ns).Update(ctx, svc, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred(), "adding TCP port %d to %s/%s", fixtures.UDPPort, ns, fixtures.UDPService)
+		nodePorts := map[corev1.Protocol]int32{}
+		for _, p := range svc.Spec.Ports {
+			nodePorts[p.Protocol] = p.NodePort
+		}
+		Expect(nodePorts[corev1.ProtocolTCP]).NotTo(BeZero(), "node port of the TCP port")
+		node := env.Nodes(ctx)[0]
+		for _, host := range []struct {
+			ip       string
+			udp, tcp int32
+		}{
+			{svc.Spec.ClusterIP, fixtures.UDPPort, fixtures.UDPPort},
+			{node.InternalIP.String(), nodePorts[corev1.ProtocolUDP], nodePorts[corev1.ProtocolTCP]},
+		} {
+			who := fmt.Sprintf("client pod %s/%s", ns, fixtures.ClientPod)
+			settleUDP(ctx, fmt.Sprintf("%s → udp %s", who, hostPort(host.ip, host.udp)), client, probe.ConnectOptions{Addr: hostPort(host.ip, host.udp), Timeout: time.Second}, pods)
+			settleAnswered(ctx, fmt.Sprintf("%s → tcp %s", who, httpURL(host.ip, host.tcp)), client, probe.HTTPOptions{URL: httpURL(host.ip, host.tcp)}, pods, nil)
 		}
 	})
 

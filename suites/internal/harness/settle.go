@@ -300,3 +300,42 @@ func CoverSample(n int) int {
 	m := int(math.Ceil(math.Log(coverMiss/float64(n)) / math.Log(q)))
 	return max(m, coverFloor)
 }
+
+// Hold is the verdict on a change the data plane must not act on (pods
+// going terminating while the Service keeps sending to them): no state to
+// wait for exists, since right after the change the old rules give the
+// same answers as correct new ones. So the probe is repeated for the whole
+// window (the convergence budget: time enough for any proxy to have acted)
+// and every probe must pass; the first that does not fails the spec. The
+// probes go into the report like Settle's.
+func Hold[R any](ctx context.Context, what string, window time.Duration, try Probe[R], accept func(R) error) Settled[R] {
+	s, err := hold(ctx, what, window, try, accept)
+	AddReportEntry("hold: "+what, fmt.Sprintf("%d probe(s) over %s, all passed: %v", len(s.Sample), window, err == nil))
+	if err != nil {
+		Fail(err.Error())
+	}
+	return s
+}
+
+func hold[R any](ctx context.Context, what string, window time.Duration, try Probe[R], accept func(R) error) (Settled[R], error) {
+	s := Settled[R]{What: what}
+	start := time.Now()
+	for {
+		a := probeOnce(ctx, try, accept)
+		s.Sample = append(s.Sample, a)
+		if a.Reject != "" {
+			return s, fmt.Errorf("%s: for %s after the change every probe must pass; probe %d, %s in, failed: %s\nits result: %s",
+				what, window, len(s.Sample), a.At.Sub(start).Round(time.Millisecond), a.Reject, resultJSON(a.Result))
+		}
+		if ctx.Err() != nil {
+			return s, fmt.Errorf("%s: interrupted after %d probes: %w", what, len(s.Sample), ctx.Err())
+		}
+		if time.Since(start) >= window {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(settleInterval):
+		}
+	}
+}

@@ -148,3 +148,21 @@ func TestCoverSample(t *testing.T) {
 		}
 	}
 }
+
+func TestHoldNeedsEveryProbeForTheWholeWindow(t *testing.T) {
+	try, n := counter()
+	s, err := hold(context.Background(), "terminating pods answer", 20*time.Millisecond, try, func(int) error { return nil })
+	if err != nil || len(s.Sample) < 2 || *n != len(s.Sample) {
+		t.Fatalf("a probe that always passes: %v, %d probes", err, len(s.Sample))
+	}
+	try, _ = counter()
+	s, err = hold(context.Background(), "terminating pods answer", time.Minute, try, func(v int) error {
+		if v == 3 {
+			return errors.New("refused")
+		}
+		return nil
+	})
+	if err == nil || len(s.Sample) != 3 || !strings.Contains(err.Error(), "probe 3") || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("the third probe fails: %v after %d probes", err, len(s.Sample))
+	}
+}
