@@ -67,13 +67,18 @@ var _ = Describe("terminating endpoints", Label("terminating"), func() {
 			settleAnswered(ctx, what+", all ready", client, probe.HTTPOptions{URL: url}, pods, nil)
 
 			// Right after the change the old rules send to the same pods as
-			// a correct fallback does: the traffic must keep reaching them for
-			// the whole convergence budget (harness.Hold), every batch
-			// answered in full by them.
-			terminateAll(ctx, ns, pods)
+			// a correct fallback does, so no state can be waited for: every
+			// request must go on being answered by them for the whole
+			// convergence budget (harness.Hold; while the pods turn
+			// terminating one by one a proxy briefly uses the ones still
+			// ready, so a batch need not reach all three). Then all three
+			// must answer, as the fallback uses every one of them.
+			terminatingAt := terminateAll(ctx, ns, pods)
 			o := probe.HTTPOptions{URL: url, Count: harness.CoverSample(len(pods))}
-			harness.Hold(ctx, what+", all terminating and serving: every batch answered by them", harness.Converge,
-				httpProbe(client, o), func(res probe.HTTPResult) error { return answeredByAll(res, pods) })
+			harness.Hold(ctx, what+", all terminating and serving: every request answered by one of them", harness.Converge,
+				httpProbe(client, o), func(res probe.HTTPResult) error { return answeredOnlyBy(res, pods) })
+			s := settleAnswered(ctx, what+", all terminating and serving", client, probe.HTTPOptions{URL: url}, pods, nil)
+			harness.Converged("traffic on every terminating endpoint", terminatingAt, s)
 		},
 		Entry("with internalTrafficPolicy Cluster, from a pod on another node to the ClusterIP", variant{policy: "internal"}),
 		Entry("with internalTrafficPolicy Local, from a pod on their node to the ClusterIP", variant{policy: "internal", local: true, fromHome: true}),
